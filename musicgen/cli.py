@@ -1,0 +1,151 @@
+"""Command line: `python -m musicgen {generate,train,evaluate,bench} ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import MusicgenError
+
+
+def _generate(args) -> int:
+    from tqdm import tqdm
+
+    from .generate import SamplingConfig
+    from .midi import read_midi
+    from .pipeline import Studio
+
+    config = SamplingConfig(seconds=args.seconds, temperature=args.temperature, top_k=args.top_k,
+                            top_p=args.top_p, seed=args.seed, num_candidates=1,
+                            composer=args.composer)
+    studio = Studio.load(args.checkpoint, args.device)
+    prompt = read_midi(args.prompt)
+    for warning in prompt.warnings:
+        logging.warning(warning)
+    bar = tqdm(total=round(config.seconds, 1), unit="s of music", desc="generating")
+
+    def on_progress(p):
+        bar.n = round(p.seconds, 1)
+        bar.set_postfix(tok_s=f"{p.tokens_per_second:,.0f}")
+        bar.refresh()
+
+    result = studio.continue_midi(prompt, config, args.prompt_start, args.prompt_end,
+                                  on_progress=on_progress)[0]
+    bar.close()
+    studio.write_result(result, args.output, wav=args.wav)
+    print(f"wrote {args.output}" + (f" and {args.wav}" if args.wav else "")
+          + f" ({result.continuation.duration:.1f} s continuation, seed {config.seed})")
+    return 0
+
+
+def _train(args) -> int:
+    from .train import config_from_args, run
+
+    result = run(config_from_args(args), resume=args.resume)
+    print(json.dumps(result))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .evaluate import evaluate_baseline, evaluate_checkpoint
+
+    if args.baseline:
+        result = evaluate_baseline(args.data, args.split, args.baseline, args.max_files,
+                                   args.checkpoint, args.cache_dir)
+    else:
+        result = evaluate_checkpoint(args.data, args.split, args.checkpoint, args.device,
+                                     args.max_files, args.cache_dir, args.batch_size)
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
+def _bench(args) -> int:
+    from .bench import run_benchmarks
+
+    result = run_benchmarks(args.checkpoint, args.device, args.data, args.seconds,
+                            args.repeats, args.quick)
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m musicgen", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="continue a MIDI prompt")
+    g.add_argument("prompt", type=Path)
+    g.add_argument("-o", "--output", type=Path, required=True, help="prompt + continuation MIDI")
+    g.add_argument("--wav", type=Path, help="also render the result to a 44.1 kHz WAV")
+    g.add_argument("--seconds", type=float, default=20.0, help="seconds of music to add")
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--top-k", type=int, default=0, help="0 turns it off")
+    g.add_argument("--top-p", type=float, default=0.95, help="1 turns it off")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--composer", help="composer style token of the checkpoint, if any")
+    g.add_argument("--prompt-start", type=float, help="seconds (default: 30 s before the end)")
+    g.add_argument("--prompt-end", type=float, help="seconds (default: the end of the file)")
+    g.add_argument("--checkpoint", type=Path)
+    g.add_argument("--device")
+    g.set_defaults(func=_generate)
+
+    t = sub.add_parser("train", help="train a model on MAESTRO or a folder of MIDI files")
+    t.add_argument("--data", required=True)
+    t.add_argument("--out", required=True)
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    for name, kind in (("n_layer", int), ("n_head", int), ("n_embd", int), ("block_size", int),
+                       ("dropout", float), ("composers", int), ("composer_p", float),
+                       ("batch_size", int), ("grad_accum", int), ("lr", float),
+                       ("min_lr", float), ("warmup_steps", int), ("max_steps", int),
+                       ("weight_decay", float), ("grad_clip", float), ("seed", int),
+                       ("eval_every", int), ("eval_batches", int), ("log_every", int),
+                       ("max_files", int), ("time_limit_min", float),
+                       ("sample_seconds", float)):
+        t.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
+    t.add_argument("--device")
+    t.add_argument("--compile", action="store_true", default=None)
+    t.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    t.add_argument("--cache-dir")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="NLL of a checkpoint on a split, whole pieces")
+    e.add_argument("--data", required=True)
+    e.add_argument("--split", choices=("validation", "test"), default="test")
+    e.add_argument("--max-files", type=int)
+    e.add_argument("--checkpoint", type=Path)
+    e.add_argument("--device")
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--baseline", choices=("unigram", "bigram"),
+                   help="score an n-gram model fitted on the train split instead")
+    e.add_argument("--cache-dir")
+    e.add_argument("--json", action="store_true", help="one JSON object on one line")
+    e.set_defaults(func=_evaluate)
+
+    b = sub.add_parser("bench", help="generation speed figures (JSON)")
+    b.add_argument("--checkpoint", type=Path)
+    b.add_argument("--device")
+    b.add_argument("--data", help="MAESTRO folder: also time tokenizing all of it")
+    b.add_argument("--seconds", type=float, default=30.0)
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--quick", action="store_true", help="fewer, shorter measurements")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("miditok").setLevel(logging.ERROR)
+    try:
+        return args.func(args)
+    except MusicgenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,70 @@
+"""Device and precision choice: cuda (NVIDIA, and AMD through ROCm builds) -> mps -> xpu -> cpu."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+from .errors import InvalidParameterError
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """The device to use: `requested`, else $MUSICGEN_DEVICE, else the best available."""
+    name = requested or os.environ.get("MUSICGEN_DEVICE") or None
+    if name:
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise InvalidParameterError(f"Unknown device '{name}'.") from None
+        if not is_available(device):
+            raise InvalidParameterError(f"Device '{name}' is not available on this machine.")
+        return device
+    if torch.cuda.is_available():  # true on ROCm builds too
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    if hasattr(torch, "xpu") and torch.xpu.is_available():
+        return torch.device("xpu")
+    return torch.device("cpu")
+
+
+def is_available(device: torch.device) -> bool:
+    if device.type == "cpu":
+        return True
+    if device.type == "cuda":
+        return torch.cuda.is_available()
+    if device.type == "mps":
+        return torch.backends.mps.is_available()
+    if device.type == "xpu":
+        return hasattr(torch, "xpu") and torch.xpu.is_available()
+    return False
+
+
+def train_dtype(device: torch.device) -> torch.dtype:
+    """Mixed-precision dtype for training: bf16 where supported, fp16 (with a GradScaler) on
+    older GPUs, fp32 on MPS (attention in half precision there is not reliable) and CPU."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "xpu":
+        return torch.bfloat16
+    return torch.float32
+
+
+def inference_dtype(device: torch.device) -> torch.dtype:
+    return train_dtype(device)
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type

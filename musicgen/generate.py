@@ -1,0 +1,214 @@
+"""Sampling: continue a prompt with temperature / top-k / top-p, N candidates in one batch.
+
+Every step masks the logits with the tokenizer's grammar (a note is Pitch Velocity Duration), so
+every output decodes, and masks time shifts that would run past the requested length, so a
+continuation lasts what was asked. The KV cache is created here, per call; when it fills, the
+window slides: the last `keep` tokens are prefilled again (rotary positions make that exact for
+everything inside the new window).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import InvalidParameterError
+from .midi import Performance, merge
+from .model import MusicTransformer
+from .tokenizer import EXPECT_ONSET, PerformanceTokenizer
+
+MAX_SECONDS = 120.0
+MAX_CANDIDATES = 4
+MAX_TOKENS_PER_SECOND = 100  # MAESTRO's densest minutes stay under ~90 tokens/s
+MIN_SHIFT = 0.01
+
+
+def _number(name: str, value, kind=float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidParameterError(f"{name} must be a number (got {value!r}).")
+    if kind is int and float(value) != int(value):
+        raise InvalidParameterError(f"{name} must be a whole number (got {value!r}).")
+    if not math.isfinite(float(value)):
+        raise InvalidParameterError(f"{name} must be finite (got {value!r}).")
+    return kind(value)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    seconds: float = 20.0  # of music to add
+    temperature: float = 1.0
+    top_k: int = 0  # 0: off
+    top_p: float = 0.95  # 1.0: off
+    seed: int = 0
+    num_candidates: int = 1
+    composer: str | None = None  # a composer token of the checkpoint, or None
+
+    def __post_init__(self):
+        seconds = _number("seconds", self.seconds)
+        if not 0.5 <= seconds <= MAX_SECONDS:
+            raise InvalidParameterError(f"seconds must be between 0.5 and {MAX_SECONDS:.0f}.")
+        temperature = _number("temperature", self.temperature)
+        if not 0.05 <= temperature <= 2.0:
+            raise InvalidParameterError("temperature must be between 0.05 and 2.")
+        top_k = _number("top_k", self.top_k, int)
+        if not 0 <= top_k <= 10_000:
+            raise InvalidParameterError("top_k must be between 0 (off) and 10000.")
+        top_p = _number("top_p", self.top_p)
+        if not 0.0 < top_p <= 1.0:
+            raise InvalidParameterError("top_p must be in (0, 1] (1 turns it off).")
+        seed = _number("seed", self.seed, int)
+        if not 0 <= seed < 2**63:
+            raise InvalidParameterError("seed must be a non-negative integer.")
+        candidates = _number("num_candidates", self.num_candidates, int)
+        if not 1 <= candidates <= MAX_CANDIDATES:
+            raise InvalidParameterError(f"num_candidates must be between 1 and {MAX_CANDIDATES}.")
+        if self.composer is not None and not isinstance(self.composer, str):
+            raise InvalidParameterError("composer must be a string.")
+        for name, value in (("seconds", seconds), ("temperature", temperature), ("top_k", top_k),
+                            ("top_p", top_p), ("seed", seed), ("num_candidates", candidates)):
+            object.__setattr__(self, name, value)  # normalised types (e.g. numpy -> python)
+
+    @property
+    def max_new_tokens(self) -> int:
+        return int(self.seconds * MAX_TOKENS_PER_SECOND) + 16
+
+
+@dataclass(frozen=True)
+class Progress:
+    seconds: float  # of music generated so far (slowest candidate)
+    target_seconds: float
+    tokens: int  # generated per candidate
+    tokens_per_second: float  # all candidates together
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set to -inf every logit outside the top-k, then outside the smallest set whose
+    probability reaches top_p. logits: (B, V)."""
+    if top_k and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        before = probs.cumsum(dim=-1) - probs  # mass of strictly more likely tokens
+        drop_sorted = before >= top_p  # the most likely token is always kept
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+class _Tables:
+    """The tokenizer's numpy tables as tensors on the model's device."""
+
+    def __init__(self, tok: PerformanceTokenizer, device):
+        self.allowed = torch.as_tensor(tok.grammar_allowed, device=device)  # (3, V)
+        self.next_state = torch.as_tensor(tok.grammar_next, device=device)  # (V,)
+        self.shift = torch.as_tensor(tok.shift_seconds, device=device, dtype=torch.float64)
+
+
+@torch.inference_mode()
+def sample_tokens(
+    model: MusicTransformer,
+    tok: PerformanceTokenizer,
+    prompt_ids: np.ndarray,
+    config: SamplingConfig,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    use_cache: bool = True,
+) -> list[np.ndarray]:
+    """Continuation token ids for each candidate (prompt not included)."""
+    device = model.embed.weight.device
+    block = model.config.block_size
+    keep = block * 3 // 4  # tokens kept when the window slides
+    B = config.num_candidates
+    t = _Tables(tok, device)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+
+    prefix = [] if (cid := tok.composer_id(config.composer)) is None else [cid]
+    prompt = np.asarray(prompt_ids, dtype=np.int64)
+    history = torch.as_tensor(prompt, device=device).repeat(B, 1)  # (B, P)
+    state = torch.full((B,), tok.grammar_state(prompt) if len(prompt) else EXPECT_ONSET,
+                       device=device)
+    elapsed = torch.zeros(B, device=device, dtype=torch.float64)  # music seconds per candidate
+    finished_at = [None] * B  # tokens generated when each candidate reached its length
+    prefix_t = torch.tensor(prefix, device=device, dtype=torch.long).repeat(B, 1)
+
+    def context(n: int) -> torch.Tensor:
+        return torch.cat([prefix_t, history[:, -n:] if history.size(1) else history], dim=1)
+
+    cache = model.new_cache(B) if use_cache else None
+    x = context(keep - len(prefix))
+    start = time.perf_counter()
+    generated = 0
+    max_tokens = config.max_new_tokens
+    while generated < max_tokens:
+        if use_cache:
+            if x.size(1) == 0:  # nothing to condition on: start from BOS
+                x = torch.full((B, 1), tok.bos_id, device=device)
+            if cache.length + x.size(1) > block:  # slide the window: re-prefill recent tokens
+                cache.reset()
+                x = context(keep - len(prefix))
+            logits = model(x, cache)[:, -1].float()
+        else:  # full recomputation (the baseline): the whole window every step
+            ctx = context(block - len(prefix) - 1)
+            if ctx.size(1) == 0:
+                ctx = torch.full((B, 1), tok.bos_id, device=device)
+            logits = model(ctx)[:, -1].float()
+
+        allowed = t.allowed[state]  # (B, V) grammar
+        remaining = config.seconds - elapsed + 1e-6
+        allowed = allowed & (t.shift[None, :] <= remaining[:, None])  # no overshoot
+        logits = logits.masked_fill(~allowed, float("-inf"))
+        logits = filter_logits(logits / config.temperature, config.top_k, config.top_p)
+        next_id = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)  # (B, 1)
+
+        history = torch.cat([history, next_id], dim=1)
+        state = t.next_state[next_id[:, 0]]
+        elapsed += t.shift[next_id[:, 0]]
+        generated += 1
+        x = next_id
+        done = (elapsed >= config.seconds - MIN_SHIFT / 2).tolist()
+        for b in range(B):
+            if finished_at[b] is None and done[b]:
+                finished_at[b] = generated
+        if on_progress is not None and (generated % 16 == 0 or all(done)):
+            rate = generated * B / max(time.perf_counter() - start, 1e-9)
+            on_progress(Progress(float(elapsed.min()), config.seconds, generated, rate))
+        if all(done) or (should_stop is not None and should_stop()):
+            break
+
+    continuation = history[:, len(prompt):].cpu().numpy()
+    return [continuation[b, : finished_at[b] or generated] for b in range(B)]
+
+
+@dataclass(frozen=True)
+class Continuation:
+    prompt: Performance
+    continuation: Performance  # times relative to the start of the prompt
+    combined: Performance
+    tokens: int
+
+
+def continue_performance(
+    model: MusicTransformer,
+    tok: PerformanceTokenizer,
+    prompt: Performance,
+    config: SamplingConfig,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[Continuation]:
+    """One Continuation per candidate: the prompt as given, the new notes, and both together."""
+    prompt_ids = tok.encode(prompt)
+    # Continuation tokens are relative to the last prompt onset on the 10 ms grid.
+    origin = tok.seconds_of(prompt_ids)
+    results = []
+    for ids in sample_tokens(model, tok, prompt_ids, config, on_progress, should_stop):
+        cont = tok.decode(ids)
+        cont = merge(Performance(np.zeros((0, 4))), cont, origin)
+        results.append(Continuation(prompt, cont, merge(prompt, cont, 0.0), len(ids)))
+    return results

@@ -1,0 +1,337 @@
+"""Training: AdamW, warmup + cosine, clipping, accumulation, mixed precision, DDP, resume.
+
+Batches are a pure function of (seed, rank, step) and the RNG state is checkpointed, so
+`--resume` after a kill continues the exact trajectory of an uninterrupted run. Checkpoints are
+step folders made current through an atomically replaced pointer file (see checkpoint.py).
+Runs unchanged under `torchrun --nproc_per_node=N` (gloo on CPU, nccl on GPUs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import device as devices
+from .checkpoint import load_training_state, save_training_checkpoint
+from .data import IGNORE, WindowSampler, build_cache, list_pieces, top_composers
+from .errors import CheckpointError, InvalidParameterError
+from .model import ModelConfig, MusicTransformer
+from .tokenizer import PerformanceTokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    out: str
+    # model
+    n_layer: int = 6
+    n_head: int = 4
+    n_embd: int = 256
+    block_size: int = 512
+    dropout: float = 0.0  # about one epoch on CPU: nothing to regularise yet
+    composers: int = 12  # most frequent composers as style tokens (0: none)
+    composer_p: float = 0.5  # probability a training window carries its composer token
+    # optimisation
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 200
+    max_steps: int = 3000
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 1234
+    augment: bool = True
+    # bookkeeping
+    eval_every: int = 250
+    eval_batches: int = 8
+    log_every: int = 10
+    device: str | None = None
+    compile: bool = False
+    cache_dir: str | None = None
+    max_files: int | None = None  # for quick experiments
+    time_limit_min: float | None = None  # stop (with a checkpoint) after this wall time
+    sample_seconds: float = 10.0  # length of the sample continuation written per checkpoint
+
+    def __post_init__(self):
+        positive = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "grad_accum",
+                    "max_steps", "eval_every", "eval_batches", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise InvalidParameterError(f"{name} must be at least 1")
+        if not 0 < self.min_lr <= self.lr:
+            raise InvalidParameterError("need 0 < min_lr <= lr")
+        if self.warmup_steps < 0 or self.warmup_steps > self.max_steps:
+            raise InvalidParameterError("warmup_steps must be in [0, max_steps]")
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to min_lr at max_steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def loss_of(model, batch: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """Mean next-token cross-entropy of a (B, T+1) window batch; padding (IGNORE) skipped."""
+    inputs = batch[:, :-1].masked_fill(batch[:, :-1] == IGNORE, pad_id)
+    logits = model(inputs)
+    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)),
+                           batch[:, 1:].reshape(-1), ignore_index=IGNORE)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = devices.pick_device(cfg.device)
+        if self.world > 1:
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+                torch.cuda.set_device(self.device)
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.is_main = self.rank == 0
+        self.dtype = devices.train_dtype(self.device)
+        torch.manual_seed(cfg.seed)
+
+        resumed = load_training_state(self.out) if (self.out / "latest").is_file() else None
+        if resumed is not None:
+            # The tokenizer of a run is the one it started with, never re-derived from code.
+            self.tokenizer = PerformanceTokenizer.load(resumed[0])
+        else:
+            composers = top_composers(list_pieces(cfg.data), cfg.composers) if cfg.composers else ()
+            self.tokenizer = PerformanceTokenizer.create(composers)
+        cache = build_cache(cfg.data, self.tokenizer, cfg.cache_dir, max_files=cfg.max_files)
+        self.train_windows = WindowSampler(cache, "train", self.tokenizer, cfg.block_size,
+                                           cfg.augment, cfg.composer_p)
+        self.val_windows = WindowSampler(cache, "validation", self.tokenizer, cfg.block_size,
+                                         augment=False, composer_p=0.0)
+        self.sample_prompt = self._sample_prompt(cache)
+
+        self.model_config = ModelConfig(self.tokenizer.vocab_size, cfg.block_size, cfg.n_layer,
+                                        cfg.n_head, cfg.n_embd, cfg.dropout)
+        self.model = MusicTransformer(self.model_config).to(self.device)
+        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr, betas=(0.9, 0.95), fused=self.device.type == "cuda",
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type,
+                                           enabled=self.dtype == torch.float16)
+        self.step, self.best_val, self.tokens_seen, self.train_seconds = 0, float("inf"), 0, 0.0
+        if resumed is not None:
+            self._restore(*resumed)
+        self.net = self.model
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def _sample_prompt(self, cache) -> np.ndarray:
+        pieces = cache.pieces("validation")
+        ids = cache.piece_tokens(pieces[0]) if pieces else np.zeros(0, dtype=np.int64)
+        return ids[:256]
+
+    # ----- state
+
+    def _restore(self, directory: Path, state: dict) -> None:
+        from safetensors.torch import load_file
+
+        from .checkpoint import WEIGHTS_FILE, load_weights
+
+        saved_cfg = state["config"]
+        for key in ("n_layer", "n_head", "n_embd", "block_size", "max_steps", "batch_size"):
+            if saved_cfg.get(key) != getattr(self.cfg, key):
+                raise CheckpointError(
+                    f"--resume with a different {key} ({getattr(self.cfg, key)}) than the run "
+                    f"in {self.out} ({saved_cfg.get(key)})."
+                )
+        load_weights(self.model, load_file(str(directory / WEIGHTS_FILE)), directory)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.best_val = state["step"], state["best_val"]
+        self.tokens_seen, self.train_seconds = state["tokens_seen"], state["train_seconds"]
+        if self.is_main:
+            log.info("resumed from %s at step %d", directory, self.step)
+            self._truncate_log()
+
+    def _truncate_log(self) -> None:
+        """Drop log lines written after the checkpoint we resume from (they will be redone)."""
+        path = self.out / "log.jsonl"
+        if path.is_file():
+            lines = [ln for ln in path.read_text().splitlines()
+                     if ln.strip() and json.loads(ln)["step"] <= self.step]
+            path.write_text("".join(ln + "\n" for ln in lines))
+
+    def _log(self, record: dict) -> None:
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _checkpoint(self, val_loss: float) -> None:
+        is_best = val_loss < self.best_val
+        self.best_val = min(self.best_val, val_loss)
+        meta = {
+            "train": asdict(self.cfg) | {"data": Path(self.cfg.data).name, "out": None},
+            "step": self.step,
+            "tokens_seen": self.tokens_seen,
+            "train_seconds": round(self.train_seconds, 1),
+            "val_loss": val_loss,
+            "device": devices.describe(self.device),
+            "world_size": self.world,
+        }
+        state = {
+            "config": asdict(self.cfg),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "step": self.step,
+            "best_val": self.best_val,
+            "tokens_seen": self.tokens_seen,
+            "train_seconds": self.train_seconds,
+        }
+        directory = save_training_checkpoint(self.out, self.step, self.model, self.tokenizer,
+                                             meta, state, is_best)
+        self._write_sample(directory)
+
+    def _write_sample(self, directory: Path) -> None:
+        """A short continuation of a validation prompt, to listen to how training goes."""
+        from .generate import SamplingConfig, sample_tokens
+        from .midi import write_midi
+
+        self.model.eval()
+        config = SamplingConfig(seconds=self.cfg.sample_seconds, seed=0)
+        cont = sample_tokens(self.model, self.tokenizer, self.sample_prompt, config)[0]
+        perf = self.tokenizer.decode(np.concatenate([self.sample_prompt, cont]))
+        if len(perf):
+            write_midi(perf, directory / "sample.mid", text=f"step {self.step}")
+        self.model.train()
+
+    # ----- loop
+
+    def batch(self, sampler: WindowSampler, step: int, micro: int, rank: int) -> torch.Tensor:
+        seed = self.cfg.seed + 7919 * micro
+        array = sampler.batch(self.cfg.batch_size, seed, rank, step)
+        return torch.from_numpy(array).to(self.device, non_blocking=True)
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        self.model.eval()
+        losses = []
+        for i in range(self.cfg.eval_batches):
+            batch = self.batch(self.val_windows, i, 0, 0)  # same windows every time
+            with devices.autocast(self.device, self.dtype):
+                losses.append(loss_of(self.model, batch, self.tokenizer.pad_id).item())
+        self.model.train()
+        return float(np.mean(losses))
+
+    def train(self) -> dict:
+        cfg = self.cfg
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            log.info("model: %.2fM parameters on %s", self.model.num_params() / 1e6,
+                     devices.describe(self.device))
+        self.model.train()
+        tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum * self.world
+        started = time.perf_counter()
+        run_start_seconds = self.train_seconds
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not self.is_main,
+                   desc="training", unit="step", mininterval=2.0)
+        last_loss, stop = float("nan"), False
+        while self.step < cfg.max_steps and not stop:
+            t0 = time.perf_counter()
+            lr = learning_rate(self.step, cfg)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            total = 0.0
+            for micro in range(cfg.grad_accum):
+                batch = self.batch(self.train_windows, self.step, micro, self.rank)
+                sync = micro == cfg.grad_accum - 1 or self.world == 1
+                ctx = self.net.no_sync() if (self.world > 1 and not sync) else contextlib.nullcontext()
+                with ctx, devices.autocast(self.device, self.dtype):
+                    loss = loss_of(self.net, batch, self.tokenizer.pad_id) / cfg.grad_accum
+                self.scaler.scale(loss).backward()
+                total += loss.item()
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            self.tokens_seen += tokens_per_step
+            step_time = time.perf_counter() - t0
+            self.train_seconds = run_start_seconds + time.perf_counter() - started
+            last_loss = total
+            if self.world > 1:
+                reduced = torch.tensor([total], device=self.device)
+                dist.all_reduce(reduced)
+                last_loss = reduced.item() / self.world
+            tok_s = tokens_per_step / step_time
+            bar.update(1)
+            bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{tok_s:,.0f}")
+            if self.is_main and (self.step % cfg.log_every == 0 or self.step == 1):
+                self._log({"step": self.step, "lr": lr, "loss": round(last_loss, 5),
+                           "grad_norm": round(float(grad_norm), 4), "tokens_per_s": round(tok_s),
+                           "tokens_seen": self.tokens_seen,
+                           "elapsed_s": round(self.train_seconds, 1)})
+            if cfg.time_limit_min and self.train_seconds - run_start_seconds > cfg.time_limit_min * 60:
+                stop = True
+            if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps or stop:
+                self._evaluate_and_save()
+        bar.close()
+        if self.world > 1:
+            dist.barrier()
+        return {"step": self.step, "loss": last_loss, "best_val": self.best_val}
+
+    def _evaluate_and_save(self) -> None:
+        if not self.is_main:
+            if self.world > 1:
+                dist.barrier()
+            return
+        val = self.validate()
+        self._log({"step": self.step, "val_loss": round(val, 5)})
+        log.info("step %d: validation loss %.4f", self.step, val)
+        self._checkpoint(val)
+        if self.world > 1:
+            dist.barrier()
+
+
+def config_from_args(args) -> TrainConfig:
+    names = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+
+
+def run(cfg: TrainConfig, resume: bool) -> dict:
+    out = Path(cfg.out)
+    if (out / "latest").is_file() and not resume:
+        raise InvalidParameterError(
+            f"{out} already holds a training run: pass --resume to continue it, "
+            "or choose another --out."
+        )
+    trainer = Trainer(cfg)
+    try:
+        return trainer.train()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
