@@ -37,7 +37,7 @@ def _generate(args) -> int:
     bar.close()
     studio.write_result(result, args.output, wav=args.wav)
     print(f"wrote {args.output}" + (f" and {args.wav}" if args.wav else "")
-          + f" ({result.continuation.duration:.1f} s continuation, seed {config.seed})")
+          + f" ({len(result.continuation.continuation)} new notes, seed {config.seed})")
     return 0
 
 

@@ -55,16 +55,18 @@ def list_pieces(data_dir: str | Path) -> list[PieceInfo]:
                           r["canonical_title"])
                 for r in csv.DictReader(f)
             ]
-    pieces = []
-    for path in sorted(data_dir.rglob("*")):
-        if path.suffix.lower() in MIDI_SUFFIXES and path.is_file():
-            rel = path.relative_to(data_dir).as_posix()
-            bucket = zlib.crc32(rel.encode()) % 100
-            split = "test" if bucket < 5 else "validation" if bucket < 10 else "train"
-            pieces.append(PieceInfo(rel, split, OTHER, path.stem))
-    if not pieces:
+    paths = sorted(p for p in data_dir.rglob("*")
+                   if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    if not paths:
         raise MusicgenError(f"No .mid/.midi files under {data_dir}")
-    return pieces
+    # A stable pseudo-random order (by a hash of the path): 5% test, 5% validation (at least one
+    # file each when there are three or more), the rest train.
+    rels = sorted((p.relative_to(data_dir).as_posix() for p in paths),
+                  key=lambda rel: zlib.crc32(rel.encode()))
+    held_out = max(1, len(rels) // 20) if len(rels) >= 3 else 0
+    split_of = {rel: "test" if i < held_out else "validation" if i < 2 * held_out else "train"
+                for i, rel in enumerate(rels)}
+    return [PieceInfo(rel, split_of[rel], OTHER, Path(rel).stem) for rel in sorted(split_of)]
 
 
 def top_composers(pieces: list[PieceInfo], count: int = 12) -> tuple[str, ...]:

@@ -1,0 +1,60 @@
+"""Shared fixtures: real MIDI excerpts (tests/fixtures/midi) and a tiny random-weight checkpoint.
+
+The tiny model is for testing the machinery (shapes, caching, determinism, decoding), never
+presented as music.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from musicgen.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from musicgen.model import ModelConfig, MusicTransformer  # noqa: E402
+from musicgen.tokenizer import PerformanceTokenizer  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures"
+MIDI_DIR = FIXTURES / "midi"
+ARTIFACTS = ROOT / "test-artifacts"
+
+# Tiny models gain nothing from threads, and oversubscribed cores (a server or a training run
+# beside the tests) make every op wait: one thread keeps the suite fast and steady.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def midi_files() -> list[Path]:
+    files = sorted(MIDI_DIR.glob("*.mid"))
+    assert len(files) >= 4
+    return files
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> PerformanceTokenizer:
+    return PerformanceTokenizer.create(("Bach", "Chopin", "Other"))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tokenizer) -> Path:
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=2, n_head=2,
+                         n_embd=32)
+    directory = tmp_path_factory.mktemp("tiny-checkpoint")
+    save_checkpoint(directory, MusicTransformer(config), tokenizer, {"note": "random weights"})
+    return directory
+
+
+@pytest.fixture()
+def tiny_model(tiny_checkpoint):
+    model, tokenizer, _ = load_checkpoint(tiny_checkpoint)
+    return model, tokenizer
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,117 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from musicgen.errors import InvalidParameterError
+from musicgen.generate import SamplingConfig, continue_performance, filter_logits, sample_tokens
+from musicgen.midi import ONSET, read_midi
+
+
+def test_top_k_keeps_exactly_the_k_largest():
+    logits = torch.tensor([[0.1, 3.0, -1.0, 2.0, 0.5, 2.5]])
+    kept = torch.isfinite(filter_logits(logits, top_k=3))[0].nonzero().flatten().tolist()
+    assert kept == [1, 3, 5]
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    probs = torch.tensor([[0.5, 0.05, 0.3, 0.15]])
+    logits = probs.log()
+    kept = lambda p: torch.isfinite(filter_logits(logits, top_p=p))[0].nonzero().flatten().tolist()
+    assert kept(0.5) == [0]  # 0.5 alone reaches 0.5
+    assert kept(0.6) == [0, 2]
+    assert kept(0.8) == [0, 2]  # 0.8 reached exactly by the first two
+    assert kept(0.81) == [0, 2, 3]
+    assert kept(1.0) == [0, 1, 2, 3]
+    assert kept(1e-6) == [0]  # the most likely token always survives
+
+
+def test_same_seed_same_output_other_seed_other_output(tiny_model, midi_files):
+    model, tok = tiny_model
+    prompt = tok.encode(read_midi(midi_files[0]))[:40]
+    run = lambda seed: sample_tokens(model, tok, prompt, SamplingConfig(seconds=5, seed=seed))[0]
+    a, b, c = run(1), run(1), run(2)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_outputs_decode_and_last_the_requested_time(tiny_model, midi_files):
+    model, tok = tiny_model
+    prompt = read_midi(midi_files[1])
+    config = SamplingConfig(seconds=8, seed=3, num_candidates=3, temperature=1.0)
+    results = continue_performance(model, tok, prompt, config)
+    assert len(results) == 3
+    for r in results:
+        ids = tok.encode(r.continuation) if len(r.continuation) else np.zeros(0, int)
+        assert r.tokens > 0
+        cont = r.continuation.notes
+        origin = tok.seconds_of(tok.encode(prompt))
+        if len(cont):
+            length = cont[:, ONSET].max() - origin
+            assert length <= 8.0 + 1e-6
+        assert len(ids) == 0 or (tok.valid_ids(ids) == ids).all()
+        assert len(r.combined) == len(r.prompt) + len(r.continuation)
+
+
+def test_generated_ids_always_follow_the_grammar(tiny_model):
+    model, tok = tiny_model
+    for seed in range(4):
+        ids = sample_tokens(model, tok, np.zeros(0, int), SamplingConfig(seconds=4, seed=seed,
+                                                                           top_p=1.0))[0]
+        usable = tok.valid_ids(ids)
+        # everything but (at most) a trailing incomplete note is usable
+        assert len(ids) - len(usable) <= 2
+        assert np.array_equal(ids[: len(usable)], usable)
+
+
+def test_requested_length_reached_within_ten_percent(tiny_model, midi_files):
+    model, tok = tiny_model
+    prompt = tok.encode(read_midi(midi_files[2]))
+    for seconds in (3.0, 12.0):
+        ids = sample_tokens(model, tok, prompt, SamplingConfig(seconds=seconds, seed=0))[0]
+        assert abs(tok.seconds_of(ids) - seconds) <= 0.1 * seconds
+
+
+def test_window_slides_past_the_context(tiny_model, midi_files):
+    model, tok = tiny_model  # block_size 64: 20 s of music is several windows
+    prompt = tok.encode(read_midi(midi_files[3]))
+    assert len(prompt) > model.config.block_size
+    ids = sample_tokens(model, tok, prompt, SamplingConfig(seconds=20, seed=0))[0]
+    assert len(ids) > 2 * model.config.block_size
+
+
+def test_cache_and_full_recompute_give_the_same_tokens(tiny_model, midi_files):
+    model, tok = tiny_model
+    prompt = tok.encode(read_midi(midi_files[0]))[:30]
+    config = SamplingConfig(seconds=2, seed=5, temperature=0.05)  # near-greedy: robust to ulps
+    cached = sample_tokens(model, tok, prompt, config)[0]
+    full = sample_tokens(model, tok, prompt, config, use_cache=False)[0]
+    n = min(len(cached), len(full), 30)  # within one window the contexts are identical
+    assert np.array_equal(cached[:n], full[:n])
+
+
+def test_progress_and_stop(tiny_model):
+    model, tok = tiny_model
+    seen = []
+    ids = sample_tokens(model, tok, np.zeros(0, int), SamplingConfig(seconds=60, seed=0),
+                        on_progress=seen.append, should_stop=lambda: len(seen) >= 2)[0]
+    assert len(seen) == 2 and seen[-1].tokens == len(ids)
+    assert 0 < seen[-1].seconds < 60 and seen[-1].tokens_per_second > 0
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"seconds": 0}, {"seconds": 1e6}, {"seconds": math.nan}, {"seconds": "10"},
+    {"temperature": 0}, {"temperature": math.inf}, {"temperature": None},
+    {"top_k": -1}, {"top_k": 2.5}, {"top_p": 0}, {"top_p": 1.5}, {"top_p": math.nan},
+    {"num_candidates": 0}, {"num_candidates": 9}, {"seed": -1}, {"seed": True},
+    {"composer": 3},
+])
+def test_bad_parameters_are_rejected(kwargs):
+    with pytest.raises(InvalidParameterError):
+        SamplingConfig(**kwargs)
+
+
+def test_numpy_parameters_are_normalised():
+    config = SamplingConfig(seconds=np.float32(5), top_k=np.int64(3), seed=np.int64(9))
+    assert type(config.top_k) is int and type(config.seconds) is float and config.seed == 9

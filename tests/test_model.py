@@ -1,0 +1,76 @@
+import json
+
+import pytest
+import torch
+
+from musicgen.checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint
+from musicgen.errors import CheckpointError, InvalidParameterError
+from musicgen.model import ModelConfig, MusicTransformer
+from musicgen.tokenizer import PerformanceTokenizer
+
+
+def test_cached_and_uncached_logits_agree(tiny_model):
+    model, tok = tiny_model
+    x = torch.randint(0, tok.vocab_size, (3, 50))
+    with torch.no_grad():
+        full = model(x)
+        cache = model.new_cache(3)
+        parts = [model(x[:, :20], cache)]  # prefill
+        parts += [model(x[:, i : i + 1], cache) for i in range(20, 30)]  # one at a time
+        parts.append(model(x[:, 30:], cache))  # a block after a cached prefix
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-4)
+
+
+def test_model_is_causal(tiny_model):
+    model, tok = tiny_model
+    x = torch.randint(0, tok.vocab_size, (1, 40))
+    y = x.clone()
+    y[0, 30:] = (y[0, 30:] + 1) % tok.vocab_size
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[:, :30], model(y)[:, :30])
+
+
+def test_safetensors_round_trip(tmp_path, tiny_model):
+    model, tok = tiny_model
+    save_checkpoint(tmp_path, model, tok, {"step": 7})
+    again, tok2, meta = load_checkpoint(tmp_path)
+    assert meta["step"] == 7 and tok2.vocab_size == tok.vocab_size
+    for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert again.head.weight.data_ptr() == again.embed.weight.data_ptr()  # still tied
+
+
+def test_missing_checkpoint_says_so(tmp_path):
+    with pytest.raises(CheckpointError, match="No trained checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_truncated_weights_are_a_clear_error(tmp_path, tiny_model):
+    model, tok = tiny_model
+    save_checkpoint(tmp_path, model, tok)
+    data = (tmp_path / WEIGHTS_FILE).read_bytes()
+    (tmp_path / WEIGHTS_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(tmp_path)
+
+
+def test_wrong_tokenizer_and_wrong_shapes(tmp_path, tiny_model):
+    model, tok = tiny_model
+    save_checkpoint(tmp_path, model, tok)
+    PerformanceTokenizer.create(()).save(tmp_path)  # fewer composer tokens
+    with pytest.raises(CheckpointError, match="disagree"):
+        load_checkpoint(tmp_path)
+    tok.save(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["model"]["n_embd"] = 64
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="shape"):
+        load_checkpoint(tmp_path)
+
+
+def test_config_validation():
+    with pytest.raises(InvalidParameterError):
+        ModelConfig(vocab_size=100, n_embd=30, n_head=4)
+    with pytest.raises(InvalidParameterError):
+        ModelConfig(vocab_size=100, dropout=1.5)
+    assert MusicTransformer(ModelConfig(vocab_size=100, n_layer=1, n_embd=32, n_head=2))
