@@ -9,7 +9,6 @@ everything inside the new window).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, check_number
 from .midi import Performance, merge
 from .model import MusicTransformer
 from .tokenizer import EXPECT_ONSET, PerformanceTokenizer
@@ -26,16 +25,6 @@ MAX_SECONDS = 120.0
 MAX_CANDIDATES = 4
 MAX_TOKENS_PER_SECOND = 100  # MAESTRO's densest minutes stay under ~90 tokens/s
 MIN_SHIFT = 0.01
-
-
-def _number(name: str, value, kind=float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidParameterError(f"{name} must be a number (got {value!r}).")
-    if kind is int and float(value) != int(value):
-        raise InvalidParameterError(f"{name} must be a whole number (got {value!r}).")
-    if not math.isfinite(float(value)):
-        raise InvalidParameterError(f"{name} must be finite (got {value!r}).")
-    return kind(value)
 
 
 @dataclass(frozen=True)
@@ -49,22 +38,22 @@ class SamplingConfig:
     composer: str | None = None  # a composer token of the checkpoint, or None
 
     def __post_init__(self):
-        seconds = _number("seconds", self.seconds)
+        seconds = check_number("seconds", self.seconds)
         if not 0.5 <= seconds <= MAX_SECONDS:
             raise InvalidParameterError(f"seconds must be between 0.5 and {MAX_SECONDS:.0f}.")
-        temperature = _number("temperature", self.temperature)
+        temperature = check_number("temperature", self.temperature)
         if not 0.05 <= temperature <= 2.0:
             raise InvalidParameterError("temperature must be between 0.05 and 2.")
-        top_k = _number("top_k", self.top_k, int)
+        top_k = check_number("top_k", self.top_k, int)
         if not 0 <= top_k <= 10_000:
             raise InvalidParameterError("top_k must be between 0 (off) and 10000.")
-        top_p = _number("top_p", self.top_p)
+        top_p = check_number("top_p", self.top_p)
         if not 0.0 < top_p <= 1.0:
             raise InvalidParameterError("top_p must be in (0, 1] (1 turns it off).")
-        seed = _number("seed", self.seed, int)
+        seed = check_number("seed", self.seed, int)
         if not 0 <= seed < 2**63:
             raise InvalidParameterError("seed must be a non-negative integer.")
-        candidates = _number("num_candidates", self.num_candidates, int)
+        candidates = check_number("num_candidates", self.num_candidates, int)
         if not 1 <= candidates <= MAX_CANDIDATES:
             raise InvalidParameterError(f"num_candidates must be between 1 and {MAX_CANDIDATES}.")
         if self.composer is not None and not isinstance(self.composer, str):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import symusic
 
-from .errors import InvalidMidiError
+from .errors import InvalidMidiError, InvalidParameterError, check_number
 
 log = logging.getLogger(__name__)
 
@@ -244,12 +244,10 @@ def prompt_window(perf: Performance, start: float | None, end: float | None) -> 
     Defaults: `end` is the end of the file and `start` is 30 s before it, so a long file is
     continued from its end (which is also what chaining continuations needs).
     """
-    from .errors import InvalidParameterError
-
     total = perf.duration
-    end = total if end is None else float(end)
-    start = max(0.0, end - 30.0) if start is None else float(start)
-    if not (np.isfinite(start) and np.isfinite(end)) or start < 0 or end <= start:
+    end = total if end is None else check_number("prompt end", end)
+    start = max(0.0, end - 30.0) if start is None else check_number("prompt start", start)
+    if start < 0 or end <= start:
         raise InvalidParameterError(
             f"Prompt window must satisfy 0 <= start < end (got start={start}, end={end})."
         )
