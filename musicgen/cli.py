@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("min_lr", float), ("warmup_steps", int), ("max_steps", int),
                        ("weight_decay", float), ("grad_clip", float), ("seed", int),
                        ("eval_every", int), ("eval_batches", int), ("log_every", int),
-                       ("max_files", int), ("time_limit_min", float),
+                       ("max_files", int), ("time_limit_min", float), ("stop_at_step", int),
                        ("sample_seconds", float)):
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
     t.add_argument("--device")

@@ -65,6 +65,7 @@ class TrainConfig:
     cache_dir: str | None = None
     max_files: int | None = None  # for quick experiments
     time_limit_min: float | None = None  # stop (with a checkpoint) after this wall time
+    stop_at_step: int | None = None  # stop (with a checkpoint) here; --resume continues
     sample_seconds: float = 10.0  # length of the sample continuation written per checkpoint
 
     def __post_init__(self):
@@ -119,7 +120,11 @@ class Trainer:
         else:
             composers = top_composers(list_pieces(cfg.data), cfg.composers) if cfg.composers else ()
             self.tokenizer = PerformanceTokenizer.create(composers)
+        if self.world > 1 and not self.is_main:
+            dist.barrier()  # rank 0 tokenizes; the others then read its cache
         cache = build_cache(cfg.data, self.tokenizer, cfg.cache_dir, max_files=cfg.max_files)
+        if self.world > 1 and self.is_main:
+            dist.barrier()
         self.train_windows = WindowSampler(cache, "train", self.tokenizer, cfg.block_size,
                                            cfg.augment, cfg.composer_p)
         self.val_windows = WindowSampler(cache, "validation", self.tokenizer, cfg.block_size,
@@ -296,6 +301,8 @@ class Trainer:
                            "tokens_seen": self.tokens_seen,
                            "elapsed_s": round(self.train_seconds, 1)})
             if cfg.time_limit_min and self.train_seconds - run_start_seconds > cfg.time_limit_min * 60:
+                stop = True
+            if cfg.stop_at_step is not None and self.step >= cfg.stop_at_step:
                 stop = True
             if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps or stop:
                 self._evaluate_and_save()

@@ -1,0 +1,112 @@
+"""Training on the fixture MIDI folder with a tiny model: learning, exact resume, DDP, faults."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from app_server import free_port
+from conftest import MIDI_DIR, ROOT
+
+from musicgen.checkpoint import load_checkpoint, resolve
+from musicgen.train import TrainConfig, run
+
+TINY = dict(n_layer=1, n_head=2, n_embd=32, block_size=32, batch_size=4, composers=0,
+            warmup_steps=2, lr=3e-3, min_lr=3e-4, eval_every=5, eval_batches=1, log_every=1,
+            sample_seconds=1.0)
+
+
+def config(tmp_path, out="run", **kwargs) -> TrainConfig:
+    values = TINY | {"max_steps": 20, "cache_dir": str(tmp_path / "cache")} | kwargs
+    return TrainConfig(data=str(MIDI_DIR), out=str(tmp_path / out), **values)
+
+
+def losses(out) -> list[tuple]:
+    lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    return [(r["step"], r.get("lr"), r.get("loss"), r.get("val_loss")) for r in lines]
+
+
+def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path):
+    cfg = config(tmp_path, max_steps=40, eval_every=20)
+    result = run(cfg, resume=False)
+    log = losses(tmp_path / "run")
+    train = [loss for _, _, loss, _ in log if loss is not None]
+    assert sum(train[-5:]) / 5 < sum(train[:5]) / 5 - 0.5
+    model, tok, meta = load_checkpoint(tmp_path / "run")  # resolves to the best step
+    assert meta["step"] in (20, 40) and result["step"] == 40
+    assert (resolve(tmp_path / "run") / "sample.mid").is_file()
+
+
+def test_resume_follows_the_uninterrupted_trajectory(tmp_path):
+    run(config(tmp_path, "straight"), resume=False)
+    run(config(tmp_path, "interrupted", stop_at_step=10), resume=False)
+    with pytest.raises(Exception, match="--resume"):
+        run(config(tmp_path, "interrupted"), resume=False)  # never silently overwritten
+    run(config(tmp_path, "interrupted"), resume=True)
+    assert losses(tmp_path / "interrupted") == losses(tmp_path / "straight")
+
+
+def test_a_failed_checkpoint_save_leaves_the_previous_one(tmp_path, monkeypatch):
+    run(config(tmp_path, stop_at_step=5), resume=False)
+    calls = {"n": 0}
+    real_save = torch.save
+
+    def dying_save(obj, path, *a, **k):  # the process "dies" while writing train state
+        calls["n"] += 1
+        real_save(obj, path, *a, **k)
+        raise KeyboardInterrupt("killed during checkpoint save")
+
+    monkeypatch.setattr("musicgen.checkpoint.torch.save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        run(config(tmp_path, stop_at_step=10), resume=True)
+    monkeypatch.undo()
+    assert (tmp_path / "run" / "latest").read_text() == "step-0000005"
+    load_checkpoint(tmp_path / "run" / "step-0000005")
+    result = run(config(tmp_path), resume=True)  # and the run goes on from step 5
+    assert result["step"] == 20
+
+
+def train_command(tmp_path, out, **overrides) -> list[str]:
+    args = [sys.executable, "-m", "musicgen", "train", "--data", str(MIDI_DIR),
+            "--out", str(tmp_path / out), "--cache-dir", str(tmp_path / "cache")]
+    for key, value in (TINY | overrides).items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
+
+
+ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+
+
+def test_kill_9_then_resume(tmp_path):
+    command = train_command(tmp_path, "run", max_steps=400, eval_every=10)
+    proc = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (tmp_path / "run" / "latest").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # somewhere in the next steps, or inside a save
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    latest = (tmp_path / "run" / "latest").read_text()
+    load_checkpoint(tmp_path / "run" / latest)  # whatever was happening, it loads
+    target = int(latest.removeprefix("step-")) + 10
+    resumed = subprocess.run([*command, "--resume", "--stop-at-step", str(target)], env=ENV,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads(resumed.stdout.strip().splitlines()[-1])["step"] == target
+
+
+def test_ddp_two_processes_on_cpu(tmp_path):
+    command = train_command(tmp_path, "ddp", max_steps=6, device="cpu")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                "--master_port", str(free_port())]
+    proc = subprocess.run(torchrun + command[2:], env=ENV, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, _, meta = load_checkpoint(tmp_path / "ddp" / "step-0000006")
+    assert meta["world_size"] == 2
+    assert meta["tokens_seen"] == 6 * 2 * TINY["batch_size"] * TINY["block_size"]
