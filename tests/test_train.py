@@ -104,7 +104,7 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     command = train_command(tmp_path, "ddp", max_steps=6, device="cpu")
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                 "--master_port", str(free_port())]
-    proc = subprocess.run(torchrun + command[2:], env=ENV, capture_output=True, text=True,
+    proc = subprocess.run(torchrun + command[1:], env=ENV, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, _, meta = load_checkpoint(tmp_path / "ddp" / "step-0000006")
