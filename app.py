@@ -23,8 +23,10 @@ from musicgen.service import Service
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "examples"
-QUEUE_SIZE = 16  # waiting requests; more are refused with a "queue full" message
-CONCURRENCY = 2  # generations at once (2 CPU cores)
+# Waiting requests beyond QUEUE_SIZE are refused with a "queue is full" message; CONCURRENCY
+# generations run at once (one per CPU core is right for a small CPU machine).
+QUEUE_SIZE = int(os.environ.get("MUSICGEN_QUEUE_SIZE", "16"))
+CONCURRENCY = int(os.environ.get("MUSICGEN_CONCURRENCY", "2"))
 PRESETS = {  # name: (temperature, top_k, top_p)
     "Balanced": (1.0, 0, 0.95),
     "Faithful": (0.85, 0, 0.9),

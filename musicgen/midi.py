@@ -157,7 +157,7 @@ def parse_trusted(data: bytes) -> tuple[np.ndarray, list[str]]:
     try:
         score = symusic.Score.from_midi(bytes(data))
     except Exception as exc:  # the native parser reports malformed files as RuntimeError & co
-        raise InvalidMidiError(f"The MIDI file could not be parsed: {exc}") from None
+        raise InvalidMidiError(f"The MIDI file is malformed and could not be read ({exc}).") from None
     return score_to_notes(score)
 
 
