@@ -48,7 +48,7 @@ def save_checkpoint(directory: str | Path, model: MusicTransformer,
     model = getattr(model, "module", model)  # unwrap DDP
     model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
     state = {k: v.detach().to("cpu", torch.float32).contiguous()
-             for k, v in model.state_dict().items() if k != "head.weight"}  # tied to embed
+             for k, v in model.state_dict().items()}
     tmp = directory / f".{WEIGHTS_FILE}.tmp"
     save_file(state, str(tmp))
     os.replace(tmp, directory / WEIGHTS_FILE)
@@ -99,8 +99,8 @@ def load_checkpoint(directory: str | Path | None = None, device: str | torch.dev
 
 
 def load_weights(model: MusicTransformer, state: dict, source: Path) -> None:
-    expected = {k: v.shape for k, v in model.state_dict().items() if k != "head.weight"}
-    got = {k: v.shape for k, v in state.items()}
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    got = {k: v.shape for k, v in state.items() if k != "head.weight"}  # older files: tied copy
     if expected.keys() != got.keys():
         missing, extra = expected.keys() - got.keys(), got.keys() - expected.keys()
         raise CheckpointError(f"{source}: weights do not match the config "
@@ -109,7 +109,7 @@ def load_weights(model: MusicTransformer, state: dict, source: Path) -> None:
     if bad:
         raise CheckpointError(f"{source}: wrong shape for {bad[0]}: "
                               f"{tuple(got[bad[0]])} instead of {tuple(expected[bad[0]])}.")
-    model.load_state_dict(state, strict=False)  # head.weight is tied to embed.weight
+    model.load_state_dict({k: v for k, v in state.items() if k in expected})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -120,34 +120,33 @@ def sample_tokens(
 
     prefix = [] if (cid := tok.composer_id(config.composer)) is None else [cid]
     prompt = np.asarray(prompt_ids, dtype=np.int64)
-    history = torch.as_tensor(prompt, device=device).repeat(B, 1)  # (B, P)
-    state = torch.full((B,), tok.grammar_state(prompt) if len(prompt) else EXPECT_ONSET,
-                       device=device)
+    P, max_tokens = len(prompt), config.max_new_tokens
+    history = torch.empty(B, P + max_tokens, dtype=torch.long, device=device)  # preallocated
+    history[:, :P] = torch.as_tensor(prompt, device=device)
+    length = P  # filled part of history
+    state = torch.full((B,), tok.grammar_state(prompt) if P else EXPECT_ONSET, device=device)
     elapsed = torch.zeros(B, device=device, dtype=torch.float64)  # music seconds per candidate
     finished_at = [None] * B  # tokens generated when each candidate reached its length
     prefix_t = torch.tensor(prefix, device=device, dtype=torch.long).repeat(B, 1)
+    bos = torch.full((B, 1), tok.bos_id, device=device)
 
     def context(n: int) -> torch.Tensor:
-        return torch.cat([prefix_t, history[:, -n:] if history.size(1) else history], dim=1)
+        """[composer] + the last n tokens (BOS when there is nothing yet)."""
+        recent = history[:, max(0, length - n) : length]
+        return torch.cat([prefix_t, recent if recent.size(1) or prefix else bos], dim=1)
 
     cache = model.new_cache(B) if use_cache else None
     x = context(keep - len(prefix))
     start = time.perf_counter()
     generated = 0
-    max_tokens = config.max_new_tokens
     while generated < max_tokens:
         if use_cache:
-            if x.size(1) == 0:  # nothing to condition on: start from BOS
-                x = torch.full((B, 1), tok.bos_id, device=device)
             if cache.length + x.size(1) > block:  # slide the window: re-prefill recent tokens
                 cache.reset()
                 x = context(keep - len(prefix))
             logits = model(x, cache)[:, -1].float()
         else:  # full recomputation (the baseline): the whole window every step
-            ctx = context(block - len(prefix) - 1)
-            if ctx.size(1) == 0:
-                ctx = torch.full((B, 1), tok.bos_id, device=device)
-            logits = model(ctx)[:, -1].float()
+            logits = model(context(block - len(prefix)))[:, -1].float()
 
         allowed = t.allowed[state]  # (B, V) grammar
         remaining = config.seconds - elapsed + 1e-6
@@ -156,7 +155,8 @@ def sample_tokens(
         logits = filter_logits(logits / config.temperature, config.top_k, config.top_p)
         next_id = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)  # (B, 1)
 
-        history = torch.cat([history, next_id], dim=1)
+        history[:, length] = next_id[:, 0]
+        length += 1
         state = t.next_state[next_id[:, 0]]
         elapsed += t.shift[next_id[:, 0]]
         generated += 1
@@ -171,7 +171,7 @@ def sample_tokens(
         if all(done) or (should_stop is not None and should_stop()):
             break
 
-    continuation = history[:, len(prompt):].cpu().numpy()
+    continuation = history[:, P:length].cpu().numpy()
     return [continuation[b, : finished_at[b] or generated] for b in range(B)]
 
 

@@ -66,9 +66,14 @@ def rope_tables(head_dim: int, length: int, base: float) -> tuple[torch.Tensor, 
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    # x: (B, H, T, hd); rotate pairs (first half, second half) as in GPT-NeoX
+    # x: (..., T, hd); rotate pairs (first half, second half) as in GPT-NeoX
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+# The blocks call F.* on their parameters and each other's .forward() directly: at batch 1 on a
+# CPU a decoding step is a few hundred tiny ops, and nn.Module.__call__ bookkeeping was a fifth
+# of the time. The modules stay for parameter names (checkpoints) and structure.
 
 
 class Attention(nn.Module):
@@ -81,12 +86,13 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, cache: KVCache | None, layer: int):
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # (B, H, T, hd)
+        qkv = F.linear(x, self.qkv.weight).view(B, T, 3, self.n_head, self.head_dim)
+        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
+        qk = apply_rope(qkv[:2], cos, sin)  # rotate q and k in one go
+        q, k, v = qk[0], qk[1], qkv[2]
         if cache is None:
-            y = F.scaled_dot_product_attention(
-                q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
-            )
+            dropout = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
         else:
             start = cache.length
             end = start + T
@@ -100,7 +106,7 @@ class Attention(nn.Module):
             else:  # a block of new tokens after a cached prefix: causal with an offset
                 mask = torch.ones(T, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+        return F.linear(y.transpose(1, 2).reshape(B, T, C), self.proj.weight)
 
 
 class MLP(nn.Module):
@@ -108,10 +114,11 @@ class MLP(nn.Module):
         super().__init__()
         self.up = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
         self.down = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = config.dropout
 
     def forward(self, x):
-        return self.dropout(self.down(F.gelu(self.up(x), approximate="tanh")))
+        y = F.linear(F.gelu(F.linear(x, self.up.weight), approximate="tanh"), self.down.weight)
+        return F.dropout(y, self.dropout, self.training) if self.dropout else y
 
 
 class Block(nn.Module):
@@ -121,10 +128,13 @@ class Block(nn.Module):
         self.attn = Attention(config)
         self.norm2 = nn.RMSNorm(config.n_embd)
         self.mlp = MLP(config)
+        self.shape = (config.n_embd,)
 
     def forward(self, x, cos, sin, cache, layer):
-        x = x + self.attn(self.norm1(x), cos, sin, cache, layer)
-        return x + self.mlp(self.norm2(x))
+        h = F.rms_norm(x, self.shape, self.norm1.weight, self.norm1.eps)
+        x = x + self.attn.forward(h, cos, sin, cache, layer)
+        h = F.rms_norm(x, self.shape, self.norm2.weight, self.norm2.eps)
+        return x + self.mlp.forward(h)
 
 
 class MusicTransformer(nn.Module):
@@ -132,11 +142,8 @@ class MusicTransformer(nn.Module):
         super().__init__()
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.n_embd)
-        self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm = nn.RMSNorm(config.n_embd)
-        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.head.weight = self.embed.weight  # tied embeddings
         cos, sin = rope_tables(config.head_dim, config.block_size, config.rope_base)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
@@ -166,9 +173,12 @@ class MusicTransformer(nn.Module):
             raise ValueError(f"sequence of {start + T} exceeds block_size {self.config.block_size}")
         cos = self.rope_cos[start : start + T].to(self.embed.weight.dtype)
         sin = self.rope_sin[start : start + T].to(self.embed.weight.dtype)
-        x = self.drop(self.embed(idx))  # (B, T, C)
+        x = F.embedding(idx, self.embed.weight)  # (B, T, C)
+        if self.config.dropout and self.training:
+            x = F.dropout(x, self.config.dropout)
         for layer, block in enumerate(self.blocks):
-            x = block(x, cos, sin, cache, layer)
+            x = block.forward(x, cos, sin, cache, layer)
         if cache is not None:
             cache.length = start + T
-        return self.head(self.norm(x))  # (B, T, vocab)
+        x = F.rms_norm(x, (self.config.n_embd,), self.norm.weight, self.norm.eps)
+        return F.linear(x, self.embed.weight)  # (B, T, vocab), head tied to the embedding

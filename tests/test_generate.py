@@ -7,6 +7,7 @@ import torch
 from musicgen.errors import InvalidParameterError
 from musicgen.generate import SamplingConfig, continue_performance, filter_logits, sample_tokens
 from musicgen.midi import ONSET, read_midi
+from musicgen.model import KVCache
 
 
 def test_top_k_keeps_exactly_the_k_largest():
@@ -73,12 +74,16 @@ def test_requested_length_reached_within_ten_percent(tiny_model, midi_files):
         assert abs(tok.seconds_of(ids) - seconds) <= 0.1 * seconds
 
 
-def test_window_slides_past_the_context(tiny_model, midi_files):
-    model, tok = tiny_model  # block_size 64: 20 s of music is several windows
+def test_window_slides_past_the_context(tiny_model, midi_files, monkeypatch):
+    model, tok = tiny_model  # block_size 64: the cache must slide to go on
+    slides = []
+    monkeypatch.setattr(KVCache, "reset", lambda self: slides.append(self.length) or
+                        setattr(self, "length", 0))
     prompt = tok.encode(read_midi(midi_files[3]))
     assert len(prompt) > model.config.block_size
-    ids = sample_tokens(model, tok, prompt, SamplingConfig(seconds=20, seed=0))[0]
-    assert len(ids) > 2 * model.config.block_size
+    ids = sample_tokens(model, tok, prompt, SamplingConfig(seconds=60, seed=0))[0]
+    assert slides and all(n <= model.config.block_size for n in slides)
+    assert tok.seconds_of(ids) == pytest.approx(60, abs=0.01)  # and it went on to the end
 
 
 def test_cache_and_full_recompute_give_the_same_tokens(tiny_model, midi_files):

@@ -37,7 +37,6 @@ def test_safetensors_round_trip(tmp_path, tiny_model):
     assert meta["step"] == 7 and tok2.vocab_size == tok.vocab_size
     for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
         assert torch.equal(a, b), name
-    assert again.head.weight.data_ptr() == again.embed.weight.data_ptr()  # still tied
 
 
 def test_missing_checkpoint_says_so(tmp_path):
