@@ -1,6 +1,6 @@
 """musicgen studio: the Gradio UI. Wiring only; everything it does is in musicgen.service.
 
-    python app.py          # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)
+python app.py          # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)
 """
 
 from __future__ import annotations
@@ -77,41 +77,55 @@ def build(service: Service) -> gr.Blocks:
         )
         with gr.Row():
             with gr.Column(scale=5):
-                prompt = gr.File(label="Prompt MIDI (.mid / .midi)", file_types=[".mid", ".midi"],
-                                 type="filepath")
+                prompt = gr.File(
+                    label="Prompt MIDI (.mid / .midi)",
+                    file_types=[".mid", ".midi"],
+                    type="filepath",
+                )
                 with gr.Row():
-                    example = gr.Dropdown([example_label(e) for e in examples], value=None,
-                                          label="…or pick an example (MAESTRO test split)")
+                    example = gr.Dropdown(
+                        [example_label(e) for e in examples],
+                        value=None,
+                        label="…or pick an example (MAESTRO test split)",
+                    )
                     chain = gr.Button("⤷ Continue from the last result", size="sm")
                 with gr.Row():
-                    prompt_start = gr.Number(label="Prompt from (s)", value=0, minimum=0,
-                                             info="0: 30 s before 'to'")
-                    prompt_end = gr.Number(label="Prompt to (s)", value=0, minimum=0,
-                                           info="0: the end of the file")
+                    prompt_start = gr.Number(
+                        label="Prompt from (s)", value=0, minimum=0, info="0: 30 s before 'to'"
+                    )
+                    prompt_end = gr.Number(
+                        label="Prompt to (s)", value=0, minimum=0, info="0: the end of the file"
+                    )
                 preview_info = gr.Markdown()
-                preview_audio = gr.Audio(label="What the model hears", type="filepath",
-                                         interactive=False, visible=audio_ok)
-                preview_roll = gr.Image(label="Prompt window", type="filepath",
-                                        interactive=False, height=200)
+                preview_audio = gr.Audio(
+                    label="What the model hears",
+                    type="filepath",
+                    interactive=False,
+                    visible=audio_ok,
+                )
+                preview_roll = gr.Image(
+                    label="Prompt window", type="filepath", interactive=False, height=200
+                )
             with gr.Column(scale=4):
                 preset = gr.Dropdown(list(PRESETS), value="Balanced", label="Preset")
-                seconds = gr.Slider(2, MAX_SECONDS, value=20, step=1,
-                                    label="Seconds of music to add")
+                seconds = gr.Slider(
+                    2, MAX_SECONDS, value=20, step=1, label="Seconds of music to add"
+                )
                 temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature")
                 with gr.Row():
                     top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k (0 = off)")
-                    top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.01,
-                                      label="Top-p (1 = off)")
+                    top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.01, label="Top-p (1 = off)")
                 with gr.Row(equal_height=True):
-                    seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED,
-                                     label="Seed")
+                    seed = gr.Number(
+                        value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"
+                    )
                     dice = gr.Button("🎲 New seed", size="sm")
                     random_seed = gr.Checkbox(value=False, label="Random seed every time")
                 with gr.Row():
-                    candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1,
-                                           label="Candidates")
-                    style = gr.Dropdown(styles, value=NO_STYLE, label="Composer style",
-                                        visible=len(styles) > 1)
+                    candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label="Candidates")
+                    style = gr.Dropdown(
+                        styles, value=NO_STYLE, label="Composer style", visible=len(styles) > 1
+                    )
                 with gr.Row():
                     generate = gr.Button("Generate", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
@@ -121,18 +135,27 @@ def build(service: Service) -> gr.Blocks:
         with gr.Row():
             for i in range(MAX_CANDIDATES):
                 with gr.Column(visible=i == 0, min_width=320) as column:
-                    audio = gr.Audio(label=f"Candidate {i + 1}", type="filepath",
-                                     interactive=False, visible=audio_ok)
-                    roll = gr.Image(label=f"Piano roll {i + 1}", type="filepath",
-                                    interactive=False)
-                    files = gr.File(label="MIDI: prompt + continuation, continuation only",
-                                    file_count="multiple", interactive=False)
+                    audio = gr.Audio(
+                        label=f"Candidate {i + 1}",
+                        type="filepath",
+                        interactive=False,
+                        visible=audio_ok,
+                    )
+                    roll = gr.Image(label=f"Piano roll {i + 1}", type="filepath", interactive=False)
+                    files = gr.File(
+                        label="MIDI: prompt + continuation, continuation only",
+                        file_count="multiple",
+                        interactive=False,
+                    )
                 outputs.append((column, audio, roll, files))
         last_result = gr.State(None)  # path of the latest combined MIDI of this session
         gr.Markdown(
             f"Device **{devices.describe(studio.device)}** · checkpoint **{studio.name}** · "
-            + ("audio by FluidSynth" if audio_ok else f"⚠️ {audio_why} MIDI and piano rolls "
-               "still work.")
+            + (
+                "audio by FluidSynth"
+                if audio_ok
+                else f"⚠️ {audio_why} MIDI and piano rolls still work."
+            )
             + " · Example prompts are excerpts of MAESTRO v3 performances (Hawthorne et al., "
             "2019, CC BY-NC-SA 4.0). Uploads are limited to "
             f"{MAX_FILE_BYTES // 2**20} MB."
@@ -165,9 +188,21 @@ def build(service: Service) -> gr.Blocks:
         def apply_preset(name):
             return PRESETS.get(name, PRESETS["Balanced"])
 
-        def run(prompt, seconds, temperature, seed, top_k=0, top_p=0.95, candidates=1,
-                prompt_start=None, prompt_end=None, style=NO_STYLE, random_seed=False,
-                request: gr.Request = None, progress=gr.Progress()):
+        def run(
+            prompt,
+            seconds,
+            temperature,
+            seed,
+            top_k=0,
+            top_p=0.95,
+            candidates=1,
+            prompt_start=None,
+            prompt_end=None,
+            style=NO_STYLE,
+            random_seed=False,
+            request: gr.Request = None,
+            progress=gr.Progress(),  # noqa: B008 (Gradio's idiom)
+        ):
             """Continue `prompt` (a MIDI file). Returns, per candidate: WAV, piano roll, and
             MIDI files (prompt + continuation, continuation only); then a summary and the seed
             used."""
@@ -177,8 +212,12 @@ def build(service: Service) -> gr.Blocks:
             flag.clear()
             try:
                 config = SamplingConfig(
-                    seconds=seconds, temperature=temperature, top_k=top_k, top_p=top_p,
-                    seed=seed, num_candidates=candidates,
+                    seconds=seconds,
+                    temperature=temperature,
+                    top_k=top_k,
+                    top_p=top_p,
+                    seed=seed,
+                    num_candidates=candidates,
                     composer=None if style in (None, "", NO_STYLE) else style,
                 )
                 on_progress = lambda p: progress(  # noqa: E731
@@ -186,16 +225,21 @@ def build(service: Service) -> gr.Blocks:
                     desc=f"{p.seconds:.1f} / {p.target_seconds:.0f} s of music · "
                     f"{p.tokens_per_second:,.0f} tokens/s",
                 )
-                outcome = service.generate(prompt, config, *window(prompt_start, prompt_end),
-                                           on_progress, flag.is_set)
+                outcome = service.generate(
+                    prompt, config, *window(prompt_start, prompt_end), on_progress, flag.is_set
+                )
             except MusicgenError as exc:
                 raise gr.Error(str(exc)) from None
             values = []
             for i in range(MAX_CANDIDATES):
                 if i < len(outcome.candidates):
                     c = outcome.candidates[i]
-                    values += [gr.Column(visible=True), str(c.wav) if c.wav else None,
-                               str(c.roll), [str(c.midi), str(c.continuation_midi)]]
+                    values += [
+                        gr.Column(visible=True),
+                        str(c.wav) if c.wav else None,
+                        str(c.roll),
+                        [str(c.midi), str(c.continuation_midi)],
+                    ]
                 else:
                     values += [gr.Column(visible=False), None, None, None]
             first = outcome.candidates[0]
@@ -212,15 +256,25 @@ def build(service: Service) -> gr.Blocks:
         prompt_start.submit(show_preview, window_inputs, preview_outputs, api_name=False)
         prompt_end.submit(show_preview, window_inputs, preview_outputs, api_name=False)
         example.change(pick_example, example, [prompt, prompt_start, prompt_end], api_name=False)
-        chain.click(continue_last, last_result, [prompt, prompt_start, prompt_end],
-                    api_name=False)
+        chain.click(continue_last, last_result, [prompt, prompt_start, prompt_end], api_name=False)
         dice.click(lambda: random.randint(0, MAX_SEED), None, seed, api_name=False)
         preset.change(apply_preset, preset, [temperature, top_k, top_p], api_name=False)
         flat_outputs = [component for group in outputs for component in group]
         generate.click(
             run,
-            [prompt, seconds, temperature, seed, top_k, top_p, candidates, prompt_start,
-             prompt_end, style, random_seed],
+            [
+                prompt,
+                seconds,
+                temperature,
+                seed,
+                top_k,
+                top_p,
+                candidates,
+                prompt_start,
+                prompt_end,
+                style,
+                random_seed,
+            ],
             [*flat_outputs, info, used_seed, last_result],
             api_name="generate",
             concurrency_limit=CONCURRENCY,

@@ -40,15 +40,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(directory: str | Path, model: MusicTransformer,
-                    tokenizer: PerformanceTokenizer, meta: dict | None = None) -> Path:
+def save_checkpoint(
+    directory: str | Path,
+    model: MusicTransformer,
+    tokenizer: PerformanceTokenizer,
+    meta: dict | None = None,
+) -> Path:
     """Write an inference checkpoint (weights, config with `meta`, tokenizer) into `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "module", model)  # unwrap DDP
     model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
-    state = {k: v.detach().to("cpu", torch.float32).contiguous()
-             for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()
+    }
     tmp = directory / f".{WEIGHTS_FILE}.tmp"
     save_file(state, str(tmp))
     os.replace(tmp, directory / WEIGHTS_FILE)
@@ -72,9 +77,11 @@ def resolve(directory: str | Path | None) -> Path:
     return directory
 
 
-def load_checkpoint(directory: str | Path | None = None, device: str | torch.device = "cpu",
-                    dtype: torch.dtype = torch.float32
-                    ) -> tuple[MusicTransformer, PerformanceTokenizer, dict]:
+def load_checkpoint(
+    directory: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> tuple[MusicTransformer, PerformanceTokenizer, dict]:
     """(model in eval mode on `device`, tokenizer, config dict). Raises CheckpointError."""
     directory = resolve(directory)
     try:
@@ -91,7 +98,9 @@ def load_checkpoint(directory: str | Path | None = None, device: str | torch.dev
     try:
         state = load_file(str(directory / WEIGHTS_FILE), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{directory / WEIGHTS_FILE} is corrupt or truncated: {exc}") from None
+        raise CheckpointError(
+            f"{directory / WEIGHTS_FILE} is corrupt or truncated: {exc}"
+        ) from None
     model = MusicTransformer(model_config)
     load_weights(model, state, directory)
     model.to(device=device, dtype=dtype).eval()
@@ -103,12 +112,16 @@ def load_weights(model: MusicTransformer, state: dict, source: Path) -> None:
     got = {k: v.shape for k, v in state.items() if k != "head.weight"}  # older files: tied copy
     if expected.keys() != got.keys():
         missing, extra = expected.keys() - got.keys(), got.keys() - expected.keys()
-        raise CheckpointError(f"{source}: weights do not match the config "
-                              f"(missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]}).")
+        raise CheckpointError(
+            f"{source}: weights do not match the config "
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]})."
+        )
     bad = [k for k in expected if tuple(expected[k]) != tuple(got[k])]
     if bad:
-        raise CheckpointError(f"{source}: wrong shape for {bad[0]}: "
-                              f"{tuple(got[bad[0]])} instead of {tuple(expected[bad[0]])}.")
+        raise CheckpointError(
+            f"{source}: wrong shape for {bad[0]}: "
+            f"{tuple(got[bad[0]])} instead of {tuple(expected[bad[0]])}."
+        )
     model.load_state_dict({k: v for k, v in state.items() if k in expected})
 
 
@@ -116,8 +129,16 @@ def load_weights(model: MusicTransformer, state: dict, source: Path) -> None:
 # Training run folders: step-NNNNNNN/ dirs, and `latest` / `best` pointer files
 
 
-def save_training_checkpoint(out: Path, step: int, model, tokenizer, meta: dict,
-                             train_state: dict, is_best: bool, keep: int = 2) -> Path:
+def save_training_checkpoint(
+    out: Path,
+    step: int,
+    model,
+    tokenizer,
+    meta: dict,
+    train_state: dict,
+    is_best: bool,
+    keep: int = 2,
+) -> Path:
     name = f"step-{step:07d}"
     directory = out / name
     if directory.exists():

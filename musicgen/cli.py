@@ -18,9 +18,15 @@ def _generate(args) -> int:
     from .midi import read_midi
     from .pipeline import Studio
 
-    config = SamplingConfig(seconds=args.seconds, temperature=args.temperature, top_k=args.top_k,
-                            top_p=args.top_p, seed=args.seed, num_candidates=1,
-                            composer=args.composer)
+    config = SamplingConfig(
+        seconds=args.seconds,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        num_candidates=1,
+        composer=args.composer,
+    )
     studio = Studio.load(args.checkpoint, args.device)
     prompt = read_midi(args.prompt)
     for warning in prompt.warnings:
@@ -32,12 +38,16 @@ def _generate(args) -> int:
         bar.set_postfix(tok_s=f"{p.tokens_per_second:,.0f}")
         bar.refresh()
 
-    result = studio.continue_midi(prompt, config, args.prompt_start, args.prompt_end,
-                                  on_progress=on_progress)[0]
+    result = studio.continue_midi(
+        prompt, config, args.prompt_start, args.prompt_end, on_progress=on_progress
+    )[0]
     bar.close()
     studio.write_result(result, args.output, wav=args.wav)
-    print(f"wrote {args.output}" + (f" and {args.wav}" if args.wav else "")
-          + f" ({len(result.continuation.continuation)} new notes, seed {config.seed})")
+    print(
+        f"wrote {args.output}"
+        + (f" and {args.wav}" if args.wav else "")
+        + f" ({len(result.continuation.continuation)} new notes, seed {config.seed})"
+    )
     return 0
 
 
@@ -53,11 +63,19 @@ def _evaluate(args) -> int:
     from .evaluate import evaluate_baseline, evaluate_checkpoint
 
     if args.baseline:
-        result = evaluate_baseline(args.data, args.split, args.baseline, args.max_files,
-                                   args.checkpoint, args.cache_dir)
+        result = evaluate_baseline(
+            args.data, args.split, args.baseline, args.max_files, args.checkpoint, args.cache_dir
+        )
     else:
-        result = evaluate_checkpoint(args.data, args.split, args.checkpoint, args.device,
-                                     args.max_files, args.cache_dir, args.batch_size)
+        result = evaluate_checkpoint(
+            args.data,
+            args.split,
+            args.checkpoint,
+            args.device,
+            args.max_files,
+            args.cache_dir,
+            args.batch_size,
+        )
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
@@ -65,8 +83,9 @@ def _evaluate(args) -> int:
 def _bench(args) -> int:
     from .bench import run_benchmarks
 
-    result = run_benchmarks(args.checkpoint, args.device, args.data, args.seconds,
-                            args.repeats, args.quick)
+    result = run_benchmarks(
+        args.checkpoint, args.device, args.data, args.seconds, args.repeats, args.quick
+    )
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
@@ -96,14 +115,31 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True)
     t.add_argument("--out", required=True)
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    for name, kind in (("n_layer", int), ("n_head", int), ("n_embd", int), ("block_size", int),
-                       ("dropout", float), ("composers", int), ("composer_p", float),
-                       ("batch_size", int), ("grad_accum", int), ("lr", float),
-                       ("min_lr", float), ("warmup_steps", int), ("max_steps", int),
-                       ("weight_decay", float), ("grad_clip", float), ("seed", int),
-                       ("eval_every", int), ("eval_batches", int), ("log_every", int),
-                       ("max_files", int), ("time_limit_min", float), ("stop_at_step", int),
-                       ("sample_seconds", float)):
+    for name, kind in (
+        ("n_layer", int),
+        ("n_head", int),
+        ("n_embd", int),
+        ("block_size", int),
+        ("dropout", float),
+        ("composers", int),
+        ("composer_p", float),
+        ("batch_size", int),
+        ("grad_accum", int),
+        ("lr", float),
+        ("min_lr", float),
+        ("warmup_steps", int),
+        ("max_steps", int),
+        ("weight_decay", float),
+        ("grad_clip", float),
+        ("seed", int),
+        ("eval_every", int),
+        ("eval_batches", int),
+        ("log_every", int),
+        ("max_files", int),
+        ("time_limit_min", float),
+        ("stop_at_step", int),
+        ("sample_seconds", float),
+    ):
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
     t.add_argument("--device")
     t.add_argument("--compile", action="store_true", default=None)
@@ -118,8 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", type=Path)
     e.add_argument("--device")
     e.add_argument("--batch-size", type=int, default=16)
-    e.add_argument("--baseline", choices=("unigram", "bigram"),
-                   help="score an n-gram model fitted on the train split instead")
+    e.add_argument(
+        "--baseline",
+        choices=("unigram", "bigram"),
+        help="score an n-gram model fitted on the train split instead",
+    )
     e.add_argument("--cache-dir")
     e.add_argument("--json", action="store_true", help="one JSON object on one line")
     e.set_defaults(func=_evaluate)
@@ -138,8 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("miditok").setLevel(logging.ERROR)
     try:
         return args.func(args)

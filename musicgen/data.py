@@ -51,28 +51,37 @@ def list_pieces(data_dir: str | Path) -> list[PieceInfo]:
     if csvs:
         with open(csvs[-1], newline="", encoding="utf-8") as f:
             return [
-                PieceInfo(r["midi_filename"], r["split"], r["canonical_composer"],
-                          r["canonical_title"])
+                PieceInfo(
+                    r["midi_filename"], r["split"], r["canonical_composer"], r["canonical_title"]
+                )
                 for r in csv.DictReader(f)
             ]
-    paths = sorted(p for p in data_dir.rglob("*")
-                   if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    paths = sorted(
+        p for p in data_dir.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file()
+    )
     if not paths:
         raise MusicgenError(f"No .mid/.midi files under {data_dir}")
     # A stable pseudo-random order (by a hash of the path): 5% test, 5% validation (at least one
     # file each when there are three or more), the rest train.
-    rels = sorted((p.relative_to(data_dir).as_posix() for p in paths),
-                  key=lambda rel: zlib.crc32(rel.encode()))
+    rels = sorted(
+        (p.relative_to(data_dir).as_posix() for p in paths),
+        key=lambda rel: zlib.crc32(rel.encode()),
+    )
     held_out = max(1, len(rels) // 20) if len(rels) >= 3 else 0
-    split_of = {rel: "test" if i < held_out else "validation" if i < 2 * held_out else "train"
-                for i, rel in enumerate(rels)}
+    split_of = {
+        rel: "test" if i < held_out else "validation" if i < 2 * held_out else "train"
+        for i, rel in enumerate(rels)
+    }
     return [PieceInfo(rel, split_of[rel], OTHER, Path(rel).stem) for rel in sorted(split_of)]
 
 
 def top_composers(pieces: list[PieceInfo], count: int = 12) -> tuple[str, ...]:
     """The most frequent single composers of the training split, plus 'Other'."""
-    counts = Counter(p.composer for p in pieces if p.split == "train" and "/" not in p.composer
-                     and p.composer != OTHER)
+    counts = Counter(
+        p.composer
+        for p in pieces
+        if p.split == "train" and "/" not in p.composer and p.composer != OTHER
+    )
     return tuple(sorted(c for c, _ in counts.most_common(count))) + (OTHER,)
 
 
@@ -156,9 +165,18 @@ def build_cache(
             if ids is None or len(ids) == 0:
                 continue
             chunks.append(ids)
-            index.append(dict(path=piece.path, split=piece.split, title=piece.title,
-                              composer=composer_of(piece, tokenizer.composers),
-                              start=start, length=len(ids), seconds=seconds, notes=notes))
+            index.append(
+                dict(
+                    path=piece.path,
+                    split=piece.split,
+                    title=piece.title,
+                    composer=composer_of(piece, tokenizer.composers),
+                    start=start,
+                    length=len(ids),
+                    seconds=seconds,
+                    notes=notes,
+                )
+            )
             start += len(ids)
     tokens = np.concatenate(chunks) if chunks else np.zeros(0, np.uint16)
     np.save(folder / "tokens.tmp.npy", tokens)
@@ -180,14 +198,26 @@ IGNORE = -100  # target value the loss skips (padding)
 class WindowSampler:
     """Random (B, T+1) windows of [composer] BOS piece EOS, deterministic in (seed, rank, step)."""
 
-    def __init__(self, cache: TokenCache, split: str, tokenizer: PerformanceTokenizer,
-                 length: int, augment: bool = True, composer_p: float = 0.5):
+    def __init__(
+        self,
+        cache: TokenCache,
+        split: str,
+        tokenizer: PerformanceTokenizer,
+        length: int,
+        augment: bool = True,
+        composer_p: float = 0.5,
+    ):
         self.pieces = [(cache.piece_tokens(p), p["composer"]) for p in cache.pieces(split)]
         if not self.pieces:
             raise MusicgenError(f"The data set has no pieces in the '{split}' split.")
         lengths = np.array([len(t) for t, _ in self.pieces], dtype=np.float64)
         self.weights = lengths / lengths.sum()  # sample pieces in proportion to their length
-        self.tok, self.length, self.augment, self.composer_p = tokenizer, length, augment, composer_p
+        self.tok, self.length, self.augment, self.composer_p = (
+            tokenizer,
+            length,
+            augment,
+            composer_p,
+        )
         self.stretch_tables = [tokenizer.stretch_table(f) for f in STRETCHES]
 
     def window(self, rng: np.random.Generator) -> np.ndarray:

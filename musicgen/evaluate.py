@@ -33,8 +33,9 @@ def _pieces(cache: TokenCache, split: str, max_files: int | None) -> list[dict]:
     return pieces[:max_files] if max_files else pieces
 
 
-def _summary(total_nll: float, tokens: int, notes: int, seconds: float, files: int,
-             **extra) -> dict:
+def _summary(
+    total_nll: float, tokens: int, notes: int, seconds: float, files: int, **extra
+) -> dict:
     return {
         "nll_per_token": total_nll / tokens,
         "nll_per_note": total_nll / max(notes, 1),
@@ -64,9 +65,15 @@ def windows(seq: np.ndarray, block: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 @torch.inference_mode()
-def evaluate_checkpoint(data: str, split: str = "test", checkpoint=None, device: str | None = None,
-                        max_files: int | None = None, cache_dir: str | None = None,
-                        batch_size: int = 16) -> dict:
+def evaluate_checkpoint(
+    data: str,
+    split: str = "test",
+    checkpoint=None,
+    device: str | None = None,
+    max_files: int | None = None,
+    cache_dir: str | None = None,
+    batch_size: int = 16,
+) -> dict:
     directory = resolve(checkpoint)
     dev = devices.pick_device(device)
     model, tokenizer, _ = load_checkpoint(directory, dev)
@@ -82,8 +89,9 @@ def evaluate_checkpoint(data: str, split: str = "test", checkpoint=None, device:
         notes += int((tokenizer.kind[ids] == NOTE_PITCH).sum())
         seconds += piece["seconds"]
     total, started = 0.0, time.perf_counter()
-    for i in tqdm(range(0, len(pairs), batch_size), desc=f"evaluating {split}", unit="batch",
-                  mininterval=5.0):
+    for i in tqdm(
+        range(0, len(pairs), batch_size), desc=f"evaluating {split}", unit="batch", mininterval=5.0
+    ):
         chunk = pairs[i : i + batch_size]
         length = max(len(x) for x, _ in chunk)
         inputs = np.full((len(chunk), length), tokenizer.pad_id, dtype=np.int64)
@@ -92,22 +100,40 @@ def evaluate_checkpoint(data: str, split: str = "test", checkpoint=None, device:
             inputs[row, : len(x)], targets[row, : len(y)] = x, y
         with devices.autocast(dev, devices.inference_dtype(dev)):
             logits = model(torch.from_numpy(inputs).to(dev))
-        total += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)),
-                                 torch.from_numpy(targets).to(dev).reshape(-1),
-                                 ignore_index=IGNORE, reduction="sum").item()
-    return _summary(total, tokens, notes, seconds, len(pieces), split=split,
-                    checkpoint=directory.name, eval_seconds=round(time.perf_counter() - started, 1))
+        total += F.cross_entropy(
+            logits.float().reshape(-1, logits.size(-1)),
+            torch.from_numpy(targets).to(dev).reshape(-1),
+            ignore_index=IGNORE,
+            reduction="sum",
+        ).item()
+    return _summary(
+        total,
+        tokens,
+        notes,
+        seconds,
+        len(pieces),
+        split=split,
+        checkpoint=directory.name,
+        eval_seconds=round(time.perf_counter() - started, 1),
+    )
 
 
-def evaluate_baseline(data: str, split: str, order: str, max_files: int | None = None,
-                      checkpoint=None, cache_dir: str | None = None) -> dict:
+def evaluate_baseline(
+    data: str,
+    split: str,
+    order: str,
+    max_files: int | None = None,
+    checkpoint=None,
+    cache_dir: str | None = None,
+) -> dict:
     """A unigram or bigram model with add-one smoothing fitted on the train split, scored on
     the same tokens as the Transformer (the checkpoint's tokenizer)."""
     tokenizer = PerformanceTokenizer.load(resolve(checkpoint))
     cache = build_cache(data, tokenizer, cache_dir)
     V = tokenizer.vocab_size
-    train = [np.concatenate([[tokenizer.bos_id], cache.piece_tokens(p)])
-             for p in cache.pieces("train")]
+    train = [
+        np.concatenate([[tokenizer.bos_id], cache.piece_tokens(p)]) for p in cache.pieces("train")
+    ]
     if order == "unigram":
         counts = np.ones(V)
         for seq in train:

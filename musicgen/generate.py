@@ -58,8 +58,14 @@ class SamplingConfig:
             raise InvalidParameterError(f"num_candidates must be between 1 and {MAX_CANDIDATES}.")
         if self.composer is not None and not isinstance(self.composer, str):
             raise InvalidParameterError("composer must be a string.")
-        for name, value in (("seconds", seconds), ("temperature", temperature), ("top_k", top_k),
-                            ("top_p", top_p), ("seed", seed), ("num_candidates", candidates)):
+        for name, value in (
+            ("seconds", seconds),
+            ("temperature", temperature),
+            ("top_k", top_k),
+            ("top_p", top_p),
+            ("seed", seed),
+            ("num_candidates", candidates),
+        ):
             object.__setattr__(self, name, value)  # normalised types (e.g. numpy -> python)
 
     @property

@@ -137,9 +137,9 @@ def score_to_notes(score: symusic.Score) -> tuple[np.ndarray, list[str]]:
             continue
         n = track.notes.numpy()
         onset = n["time"].astype(np.float64)
-        notes = np.stack(
-            [onset, onset + n["duration"], n["pitch"], n["velocity"]], axis=1
-        ).astype(np.float64)
+        notes = np.stack([onset, onset + n["duration"], n["pitch"], n["velocity"]], axis=1).astype(
+            np.float64
+        )
         p = track.pedals.numpy()
         pedals = np.stack([p["time"], p["time"] + p["duration"]], axis=1).astype(np.float64)
         parts.append(fold_pedal(notes, pedals))
@@ -157,7 +157,9 @@ def parse_trusted(data: bytes) -> tuple[np.ndarray, list[str]]:
     try:
         score = symusic.Score.from_midi(bytes(data))
     except Exception as exc:  # the native parser reports malformed files as RuntimeError & co
-        raise InvalidMidiError(f"The MIDI file is malformed and could not be read ({exc}).") from None
+        raise InvalidMidiError(
+            f"The MIDI file is malformed and could not be read ({exc})."
+        ) from None
     return score_to_notes(score)
 
 

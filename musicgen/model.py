@@ -162,8 +162,9 @@ class MusicTransformer(nn.Module):
 
     def new_cache(self, batch: int, device=None, dtype=None) -> KVCache:
         w = self.embed.weight
-        return KVCache(self.config, batch, self.config.block_size, device or w.device,
-                       dtype or w.dtype)
+        return KVCache(
+            self.config, batch, self.config.block_size, device or w.device, dtype or w.dtype
+        )
 
     def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """idx (B, T) token ids -> logits (B, T, vocab). With a cache, idx continues it."""

@@ -17,8 +17,9 @@ BACKGROUND = (250, 250, 252)
 MAX_WIDTH = 1600
 
 
-def draw(prompt: Performance, continuation: Performance | None = None,
-         width: int = 1000) -> Image.Image:
+def draw(
+    prompt: Performance, continuation: Performance | None = None, width: int = 1000
+) -> Image.Image:
     """The prompt in blue, the continuation (same time axis) in orange after a red marker."""
     parts = [(prompt.notes, PROMPT_RGB)]
     if continuation is not None:

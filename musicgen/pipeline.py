@@ -48,8 +48,12 @@ class Studio:
         dev = devices.pick_device(device)
         started = time.perf_counter()
         model, tokenizer, meta = load_checkpoint(directory, dev, devices.inference_dtype(dev))
-        log.info("loaded %s on %s in %.2f s", directory.name, devices.describe(dev),
-                 time.perf_counter() - started)
+        log.info(
+            "loaded %s on %s in %.2f s",
+            directory.name,
+            devices.describe(dev),
+            time.perf_counter() - started,
+        )
         return cls(model, tokenizer, meta, dev, directory.name)
 
     @property
@@ -70,7 +74,7 @@ class Studio:
 
     def audio_available(self) -> tuple[bool, str]:
         try:
-            self.renderer
+            _ = self.renderer
         except MusicgenError as exc:
             return False, str(exc)
         return True, ""
@@ -86,8 +90,9 @@ class Studio:
     ) -> list[Result]:
         window = prompt_window(prompt, prompt_start, prompt_end)
         started = time.perf_counter()
-        continuations = continue_performance(self.model, self.tokenizer, window, config,
-                                             on_progress, should_stop)
+        continuations = continue_performance(
+            self.model, self.tokenizer, window, config, on_progress, should_stop
+        )
         took = time.perf_counter() - started
         settings = asdict(config) | {
             "checkpoint": self.name,
@@ -98,12 +103,18 @@ class Studio:
         }
         return [Result(i, c, settings | {"candidate": i}) for i, c in enumerate(continuations)]
 
-    def write_result(self, result: Result, midi_path: str | Path, wav: str | Path | None = None,
-                     continuation_only: str | Path | None = None) -> None:
+    def write_result(
+        self,
+        result: Result,
+        midi_path: str | Path,
+        wav: str | Path | None = None,
+        continuation_only: str | Path | None = None,
+    ) -> None:
         write_midi(result.continuation.combined, midi_path, text=result.settings_text)
         if continuation_only is not None:
-            write_midi(result.continuation.continuation, continuation_only,
-                       text=result.settings_text)
+            write_midi(
+                result.continuation.continuation, continuation_only, text=result.settings_text
+            )
         if wav is not None:
             self.renderer.render_wav(result.continuation.combined, wav)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import InvalidMidiError, MusicgenError
 from .generate import Progress, SamplingConfig
-from .midi import MAX_FILE_BYTES, Performance, prompt_window, read_midi, write_midi
+from .midi import MAX_FILE_BYTES, Performance, prompt_window, read_midi
 from .pianoroll import draw
 from .pipeline import Result, Studio
 
@@ -59,15 +59,16 @@ class Outcome:
             f"top-k {c['top_k'] or 'off'} · top-p {c['top_p']:g}"
             + (f" · style {c['composer']}" if c["composer"] else ""),
             f"Took **{self.seconds_taken:.2f} s** on `{studio.device}` with checkpoint "
-            f"`{studio.name}`" + (" · stopped early, kept what was generated" if
-                                  self.stopped_early else ""),
+            f"`{studio.name}`"
+            + (" · stopped early, kept what was generated" if self.stopped_early else ""),
         ]
         return "\n\n".join(lines + self.notes)
 
 
 class Service:
-    def __init__(self, studio: Studio, output_root: str | Path | None = None,
-                 max_age_s: float = 3600.0):
+    def __init__(
+        self, studio: Studio, output_root: str | Path | None = None, max_age_s: float = 3600.0
+    ):
         self.studio = studio
         root = output_root or Path(tempfile.gettempdir()) / "musicgen-outputs"
         self.output_root = Path(root).resolve()
@@ -120,18 +121,26 @@ class Service:
         wav = self._audio(window, folder / "prompt.wav", notes)
         roll = folder / "prompt.png"
         draw(window).save(roll)
-        summary = (f"File: {perf.duration:.1f} s, {len(perf)} notes. The model hears "
-                   f"{window.duration:.1f} s ({len(window)} notes).")
+        summary = (
+            f"File: {perf.duration:.1f} s, {len(perf)} notes. The model hears "
+            f"{window.duration:.1f} s ({len(window)} notes)."
+        )
         return Preview(window, wav, roll, " ".join([summary, *notes]))
 
-    def generate(self, path, config: SamplingConfig, start: float | None = None,
-                 end: float | None = None,
-                 on_progress: Callable[[Progress], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> Outcome:
+    def generate(
+        self,
+        path,
+        config: SamplingConfig,
+        start: float | None = None,
+        end: float | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Outcome:
         perf = self.read_prompt(path)
         started = time.perf_counter()
-        results = self.studio.continue_midi(perf, config, _none_if_blank(start),
-                                            _none_if_blank(end), on_progress, should_stop)
+        results = self.studio.continue_midi(
+            perf, config, _none_if_blank(start), _none_if_blank(end), on_progress, should_stop
+        )
         stopped = bool(should_stop and should_stop())
         folder = self.new_folder()
         notes = list(perf.warnings)

@@ -69,8 +69,18 @@ class TrainConfig:
     sample_seconds: float = 10.0  # length of the sample continuation written per checkpoint
 
     def __post_init__(self):
-        positive = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "grad_accum",
-                    "max_steps", "eval_every", "eval_batches", "log_every")
+        positive = (
+            "n_layer",
+            "n_head",
+            "n_embd",
+            "block_size",
+            "batch_size",
+            "grad_accum",
+            "max_steps",
+            "eval_every",
+            "eval_batches",
+            "log_every",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise InvalidParameterError(f"{name} must be at least 1")
@@ -92,8 +102,9 @@ def loss_of(model, batch: torch.Tensor, pad_id: int) -> torch.Tensor:
     """Mean next-token cross-entropy of a (B, T+1) window batch; padding (IGNORE) skipped."""
     inputs = batch[:, :-1].masked_fill(batch[:, :-1] == IGNORE, pad_id)
     logits = model(inputs)
-    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)),
-                           batch[:, 1:].reshape(-1), ignore_index=IGNORE)
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), ignore_index=IGNORE
+    )
 
 
 class Trainer:
@@ -125,24 +136,35 @@ class Trainer:
         cache = build_cache(cfg.data, self.tokenizer, cfg.cache_dir, max_files=cfg.max_files)
         if self.world > 1 and self.is_main:
             dist.barrier()
-        self.train_windows = WindowSampler(cache, "train", self.tokenizer, cfg.block_size,
-                                           cfg.augment, cfg.composer_p)
-        self.val_windows = WindowSampler(cache, "validation", self.tokenizer, cfg.block_size,
-                                         augment=False, composer_p=0.0)
+        self.train_windows = WindowSampler(
+            cache, "train", self.tokenizer, cfg.block_size, cfg.augment, cfg.composer_p
+        )
+        self.val_windows = WindowSampler(
+            cache, "validation", self.tokenizer, cfg.block_size, augment=False, composer_p=0.0
+        )
         self.sample_prompt = self._sample_prompt(cache)
 
-        self.model_config = ModelConfig(self.tokenizer.vocab_size, cfg.block_size, cfg.n_layer,
-                                        cfg.n_head, cfg.n_embd, cfg.dropout)
+        self.model_config = ModelConfig(
+            self.tokenizer.vocab_size,
+            cfg.block_size,
+            cfg.n_layer,
+            cfg.n_head,
+            cfg.n_embd,
+            cfg.dropout,
+        )
         self.model = MusicTransformer(self.model_config).to(self.device)
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
         self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay},
-             {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.lr, betas=(0.9, 0.95), fused=self.device.type == "cuda",
+            [
+                {"params": decay, "weight_decay": cfg.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=cfg.lr,
+            betas=(0.9, 0.95),
+            fused=self.device.type == "cuda",
         )
-        self.scaler = torch.amp.GradScaler(self.device.type,
-                                           enabled=self.dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.step, self.best_val, self.tokens_seen, self.train_seconds = 0, float("inf"), 0, 0.0
         if resumed is not None:
             self._restore(*resumed)
@@ -151,7 +173,8 @@ class Trainer:
             self.net = torch.compile(self.net)
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
-                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
 
     def _sample_prompt(self, cache) -> np.ndarray:
         pieces = cache.pieces("validation")
@@ -166,11 +189,19 @@ class Trainer:
         from .checkpoint import WEIGHTS_FILE, load_weights
 
         saved_cfg = state["config"]
-        for key in ("n_layer", "n_head", "n_embd", "block_size", "max_steps", "batch_size"):
+        for key in ("n_layer", "n_head", "n_embd", "block_size", "composers"):
             if saved_cfg.get(key) != getattr(self.cfg, key):
                 raise CheckpointError(
                     f"--resume with a different {key} ({getattr(self.cfg, key)}) than the run "
                     f"in {self.out} ({saved_cfg.get(key)})."
+                )
+        for key in ("max_steps", "batch_size", "lr", "min_lr", "warmup_steps", "grad_accum"):
+            if saved_cfg.get(key) != getattr(self.cfg, key):  # allowed, but no longer exact
+                log.warning(
+                    "resuming with %s=%s (was %s): the trajectory changes from here",
+                    key,
+                    getattr(self.cfg, key),
+                    saved_cfg.get(key),
                 )
         load_weights(self.model, load_file(str(directory / WEIGHTS_FILE)), directory)
         self.optimizer.load_state_dict(state["optimizer"])
@@ -186,8 +217,11 @@ class Trainer:
         """Drop log lines written after the checkpoint we resume from (they will be redone)."""
         path = self.out / "log.jsonl"
         if path.is_file():
-            lines = [ln for ln in path.read_text().splitlines()
-                     if ln.strip() and json.loads(ln)["step"] <= self.step]
+            lines = [
+                ln
+                for ln in path.read_text().splitlines()
+                if ln.strip() and json.loads(ln)["step"] <= self.step
+            ]
             path.write_text("".join(ln + "\n" for ln in lines))
 
     def _log(self, record: dict) -> None:
@@ -216,8 +250,9 @@ class Trainer:
             "tokens_seen": self.tokens_seen,
             "train_seconds": self.train_seconds,
         }
-        directory = save_training_checkpoint(self.out, self.step, self.model, self.tokenizer,
-                                             meta, state, is_best)
+        directory = save_training_checkpoint(
+            self.out, self.step, self.model, self.tokenizer, meta, state, is_best
+        )
         self._write_sample(directory)
 
     def _write_sample(self, directory: Path) -> None:
@@ -255,14 +290,23 @@ class Trainer:
         cfg = self.cfg
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            log.info("model: %.2fM parameters on %s", self.model.num_params() / 1e6,
-                     devices.describe(self.device))
+            log.info(
+                "model: %.2fM parameters on %s",
+                self.model.num_params() / 1e6,
+                devices.describe(self.device),
+            )
         self.model.train()
         tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum * self.world
         started = time.perf_counter()
         run_start_seconds = self.train_seconds
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not self.is_main,
-                   desc="training", unit="step", mininterval=2.0)
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.step,
+            disable=not self.is_main,
+            desc="training",
+            unit="step",
+            mininterval=2.0,
+        )
         last_loss, stop = float("nan"), False
         while self.step < cfg.max_steps and not stop:
             t0 = time.perf_counter()
@@ -273,7 +317,11 @@ class Trainer:
             for micro in range(cfg.grad_accum):
                 batch = self.batch(self.train_windows, self.step, micro, self.rank)
                 sync = micro == cfg.grad_accum - 1 or self.world == 1
-                ctx = self.net.no_sync() if (self.world > 1 and not sync) else contextlib.nullcontext()
+                ctx = (
+                    self.net.no_sync()
+                    if (self.world > 1 and not sync)
+                    else contextlib.nullcontext()
+                )
                 with ctx, devices.autocast(self.device, self.dtype):
                     loss = loss_of(self.net, batch, self.tokenizer.pad_id) / cfg.grad_accum
                 self.scaler.scale(loss).backward()
@@ -296,11 +344,21 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{tok_s:,.0f}")
             if self.is_main and (self.step % cfg.log_every == 0 or self.step == 1):
-                self._log({"step": self.step, "lr": lr, "loss": round(last_loss, 5),
-                           "grad_norm": round(float(grad_norm), 4), "tokens_per_s": round(tok_s),
-                           "tokens_seen": self.tokens_seen,
-                           "elapsed_s": round(self.train_seconds, 1)})
-            if cfg.time_limit_min and self.train_seconds - run_start_seconds > cfg.time_limit_min * 60:
+                self._log(
+                    {
+                        "step": self.step,
+                        "lr": lr,
+                        "loss": round(last_loss, 5),
+                        "grad_norm": round(float(grad_norm), 4),
+                        "tokens_per_s": round(tok_s),
+                        "tokens_seen": self.tokens_seen,
+                        "elapsed_s": round(self.train_seconds, 1),
+                    }
+                )
+            if (
+                cfg.time_limit_min
+                and self.train_seconds - run_start_seconds > cfg.time_limit_min * 60
+            ):
                 stop = True
             if cfg.stop_at_step is not None and self.step >= cfg.stop_at_step:
                 stop = True

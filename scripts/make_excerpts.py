@@ -16,11 +16,20 @@ from musicgen.data import list_pieces
 from musicgen.midi import prompt_window, read_midi, write_midi
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPOSERS = ("Johann Sebastian Bach", "Wolfgang Amadeus Mozart", "Ludwig van Beethoven",
-             "Frédéric Chopin", "Franz Schubert", "Franz Liszt", "Claude Debussy",
-             "Alexander Scriabin")
-ATTRIBUTION = ("Excerpt of a performance from the MAESTRO dataset v3.0.0 (Hawthorne et al., "
-               "2019), licensed CC BY-NC-SA 4.0.")
+COMPOSERS = (
+    "Johann Sebastian Bach",
+    "Wolfgang Amadeus Mozart",
+    "Ludwig van Beethoven",
+    "Frédéric Chopin",
+    "Franz Schubert",
+    "Franz Liszt",
+    "Claude Debussy",
+    "Alexander Scriabin",
+)
+ATTRIBUTION = (
+    "Excerpt of a performance from the MAESTRO dataset v3.0.0 (Hawthorne et al., "
+    "2019), licensed CC BY-NC-SA 4.0."
+)
 
 
 def slug(text: str) -> str:
@@ -36,9 +45,17 @@ def write_set(data: Path, out: Path, composers, start: float, seconds: float) ->
         excerpt = prompt_window(read_midi(data / piece.path, isolate=False), start, start + seconds)
         name = f"{slug(composer.split()[-1])}-{slug(piece.title)}.mid"
         write_midi(excerpt, out / name, text=f"{composer}: {piece.title}. {ATTRIBUTION}")
-        index.append({"file": name, "composer": composer, "title": piece.title,
-                      "source": piece.path, "start_seconds": start, "seconds": seconds,
-                      "attribution": ATTRIBUTION})
+        index.append(
+            {
+                "file": name,
+                "composer": composer,
+                "title": piece.title,
+                "source": piece.path,
+                "start_seconds": start,
+                "seconds": seconds,
+                "attribution": ATTRIBUTION,
+            }
+        )
     (out / "index.json").write_text(json.dumps(index, indent=2, ensure_ascii=False) + "\n")
 
 

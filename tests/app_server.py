@@ -21,13 +21,25 @@ def free_port() -> int:
 @contextmanager
 def running_app(checkpoint: Path, output_root: Path, extra_env: dict | None = None):
     port = free_port()
-    env = dict(os.environ, MUSICGEN_CHECKPOINT=str(checkpoint), GRADIO_SERVER_PORT=str(port),
-               GRADIO_SERVER_NAME="127.0.0.1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
-               GRADIO_ANALYTICS_ENABLED="False", MUSICGEN_OUTPUTS=str(output_root),
-               **(extra_env or {}))
-    log = open(output_root / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, cwd=ROOT)
+    env = dict(
+        os.environ,
+        MUSICGEN_CHECKPOINT=str(checkpoint),
+        GRADIO_SERVER_PORT=str(port),
+        GRADIO_SERVER_NAME="127.0.0.1",
+        PYTHONPATH=str(ROOT),
+        OMP_NUM_THREADS="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        MUSICGEN_OUTPUTS=str(output_root),
+        **(extra_env or {}),
+    )
+    log = open(output_root / "server.log", "w")  # noqa: SIM115 (closed in the finally below)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py")],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + 120

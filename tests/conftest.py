@@ -41,8 +41,9 @@ def tokenizer() -> PerformanceTokenizer:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, tokenizer) -> Path:
     torch.manual_seed(0)
-    config = ModelConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=2, n_head=2,
-                         n_embd=32)
+    config = ModelConfig(
+        vocab_size=tokenizer.vocab_size, block_size=64, n_layer=2, n_head=2, n_embd=32
+    )
     directory = tmp_path_factory.mktemp("tiny-checkpoint")
     save_checkpoint(directory, MusicTransformer(config), tokenizer, {"note": "random weights"})
     return directory

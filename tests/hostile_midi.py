@@ -54,8 +54,9 @@ CORPUS = {
     "chunk-length-too-long.mid": header() + chunk(b"MTrk", track(notes(8))[8:], 10**8),
     "chunk-length-too-short.mid": header() + chunk(b"MTrk", track(notes(8))[8:], 5),
     "absurd-track-count.mid": header(fmt=1, ntracks=65535) + track(notes(4)),
-    "many-empty-tracks.mid": header(fmt=1, ntracks=500) + track(notes(4)) * 1 + chunk(
-        b"MTrk", b"\x00\xff\x2f\x00") * 499,
+    "many-empty-tracks.mid": header(fmt=1, ntracks=500)
+    + track(notes(4)) * 1
+    + chunk(b"MTrk", b"\x00\xff\x2f\x00") * 499,
     "absurd-tick-values.mid": header() + track(notes(4, step=0x0FFFFFFF)),
     "zero-division.mid": header(division=0) + track(notes(4)),
     "smpte-timing.mid": header(division=0xE728) + track(notes(8)),
@@ -65,8 +66,9 @@ CORPUS = {
     "hours-long.mid": header() + track(notes(2, start_delta=480 * 2 * 3600 * 3)),
     "100k-notes.mid": header() + track(notes(100_000, step=1)),
     "50MB.mid": header() + track(notes(4)) + b"\x00" * (50 * 1024 * 1024),
-    "valid-with-drums.mid": header(fmt=1, ntracks=2) + track(notes(16)) + track(
-        notes(16, channel=9)),
+    "valid-with-drums.mid": header(fmt=1, ntracks=2)
+    + track(notes(16))
+    + track(notes(16, channel=9)),
 }
 
 EXPECTED = {  # name: a fragment of the expected message (None: valid)

@@ -79,16 +79,26 @@ def test_browser_example_generate_shows_audio_and_piano_roll(app, artifacts):
     if chromium is None:
         pytest.skip("Chromium is not installed (Debian package `chromium`)")
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(app[0])
             page.get_by_label("…or pick an example (MAESTRO test split)").click()
             page.get_by_role("option").first.click()
             page.get_by_alt_text("Prompt window").or_(
-                page.locator("img[src*='prompt']")).first.wait_for(timeout=60_000)
+                page.locator("img[src*='prompt']")
+            ).first.wait_for(timeout=60_000)
             page.get_by_role("button", name="Generate").click()
             page.locator("audio").first.wait_for(state="attached", timeout=90_000)
             page.locator("img[src*='musicgen-seed']").first.wait_for(timeout=90_000)

@@ -11,14 +11,33 @@ from musicgen.midi import read_midi, read_text_meta
 
 def run_cli(*args, env=None):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "musicgen", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "musicgen", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_generate_end_to_end(tmp_path, tiny_checkpoint, midi_files):
     out, wav = tmp_path / "out.mid", tmp_path / "out.wav"
-    proc = run_cli("generate", midi_files[0], "-o", out, "--wav", wav, "--seconds", 4,
-                   "--seed", 0, "--checkpoint", tiny_checkpoint, "--device", "cpu")
+    proc = run_cli(
+        "generate",
+        midi_files[0],
+        "-o",
+        out,
+        "--wav",
+        wav,
+        "--seconds",
+        4,
+        "--seed",
+        0,
+        "--checkpoint",
+        tiny_checkpoint,
+        "--device",
+        "cpu",
+    )
     assert proc.returncode == 0, proc.stderr
     result = read_midi(out)
     assert len(result) >= len(read_midi(midi_files[0]))  # prompt + continuation
@@ -29,8 +48,9 @@ def test_generate_end_to_end(tmp_path, tiny_checkpoint, midi_files):
 
 
 def test_generate_without_checkpoint_says_so(tmp_path, midi_files):
-    proc = run_cli("generate", midi_files[0], "-o", tmp_path / "o.mid",
-                   "--checkpoint", tmp_path / "empty")
+    proc = run_cli(
+        "generate", midi_files[0], "-o", tmp_path / "o.mid", "--checkpoint", tmp_path / "empty"
+    )
     assert proc.returncode == 2
     assert "No trained checkpoint is installed" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -41,6 +61,14 @@ def test_generate_rejects_bad_input_cleanly(tmp_path, tiny_checkpoint):
     bad.write_bytes(b"not midi at all")
     proc = run_cli("generate", bad, "-o", tmp_path / "o.mid", "--checkpoint", tiny_checkpoint)
     assert proc.returncode == 2 and "not a MIDI file" in proc.stderr
-    proc = run_cli("generate", bad, "-o", tmp_path / "o.mid", "--checkpoint", tiny_checkpoint,
-                   "--temperature", "nan")
+    proc = run_cli(
+        "generate",
+        bad,
+        "-o",
+        tmp_path / "o.mid",
+        "--checkpoint",
+        tiny_checkpoint,
+        "--temperature",
+        "nan",
+    )
     assert proc.returncode == 2 and "temperature" in proc.stderr

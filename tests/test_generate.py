@@ -58,8 +58,9 @@ def test_outputs_decode_and_last_the_requested_time(tiny_model, midi_files):
 def test_generated_ids_always_follow_the_grammar(tiny_model):
     model, tok = tiny_model
     for seed in range(4):
-        ids = sample_tokens(model, tok, np.zeros(0, int), SamplingConfig(seconds=4, seed=seed,
-                                                                           top_p=1.0))[0]
+        ids = sample_tokens(
+            model, tok, np.zeros(0, int), SamplingConfig(seconds=4, seed=seed, top_p=1.0)
+        )[0]
         usable = tok.valid_ids(ids)
         # everything but (at most) a trailing incomplete note is usable
         assert len(ids) - len(usable) <= 2
@@ -77,8 +78,9 @@ def test_requested_length_reached_within_ten_percent(tiny_model, midi_files):
 def test_window_slides_past_the_context(tiny_model, midi_files, monkeypatch):
     model, tok = tiny_model  # block_size 64: the cache must slide to go on
     slides = []
-    monkeypatch.setattr(KVCache, "reset", lambda self: slides.append(self.length) or
-                        setattr(self, "length", 0))
+    monkeypatch.setattr(
+        KVCache, "reset", lambda self: slides.append(self.length) or setattr(self, "length", 0)
+    )
     prompt = tok.encode(read_midi(midi_files[3]))
     assert len(prompt) > model.config.block_size
     ids = sample_tokens(model, tok, prompt, SamplingConfig(seconds=60, seed=0))[0]
@@ -99,19 +101,40 @@ def test_cache_and_full_recompute_give_the_same_tokens(tiny_model, midi_files):
 def test_progress_and_stop(tiny_model):
     model, tok = tiny_model
     seen = []
-    ids = sample_tokens(model, tok, np.zeros(0, int), SamplingConfig(seconds=60, seed=0),
-                        on_progress=seen.append, should_stop=lambda: len(seen) >= 2)[0]
+    ids = sample_tokens(
+        model,
+        tok,
+        np.zeros(0, int),
+        SamplingConfig(seconds=60, seed=0),
+        on_progress=seen.append,
+        should_stop=lambda: len(seen) >= 2,
+    )[0]
     assert len(seen) == 2 and seen[-1].tokens == len(ids)
     assert 0 < seen[-1].seconds < 60 and seen[-1].tokens_per_second > 0
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"seconds": 0}, {"seconds": 1e6}, {"seconds": math.nan}, {"seconds": "10"},
-    {"temperature": 0}, {"temperature": math.inf}, {"temperature": None},
-    {"top_k": -1}, {"top_k": 2.5}, {"top_p": 0}, {"top_p": 1.5}, {"top_p": math.nan},
-    {"num_candidates": 0}, {"num_candidates": 9}, {"seed": -1}, {"seed": True},
-    {"composer": 3},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"seconds": 0},
+        {"seconds": 1e6},
+        {"seconds": math.nan},
+        {"seconds": "10"},
+        {"temperature": 0},
+        {"temperature": math.inf},
+        {"temperature": None},
+        {"top_k": -1},
+        {"top_k": 2.5},
+        {"top_p": 0},
+        {"top_p": 1.5},
+        {"top_p": math.nan},
+        {"num_candidates": 0},
+        {"num_candidates": 9},
+        {"seed": -1},
+        {"seed": True},
+        {"composer": 3},
+    ],
+)
 def test_bad_parameters_are_rejected(kwargs):
     with pytest.raises(InvalidParameterError):
         SamplingConfig(**kwargs)

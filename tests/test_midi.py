@@ -4,7 +4,14 @@ import symusic
 
 from musicgen.errors import InvalidMidiError, InvalidParameterError
 from musicgen.midi import (
-    OFFSET, ONSET, PITCH, fold_pedal, prompt_window, read_midi, read_text_meta, write_midi,
+    OFFSET,
+    ONSET,
+    PITCH,
+    fold_pedal,
+    prompt_window,
+    read_midi,
+    read_text_meta,
+    write_midi,
 )
 
 
@@ -32,11 +39,13 @@ def test_reads_real_fixture_both_ways(midi_files):
 
 
 def test_tracks_are_merged_and_drums_dropped():
-    data = _score_bytes([
-        (False, 0, [(0, 480, 60, 80)], []),
-        (False, 40, [(480, 480, 67, 70)], []),
-        (True, 0, [(0, 100, 36, 100), (480, 100, 38, 100)], []),
-    ])
+    data = _score_bytes(
+        [
+            (False, 0, [(0, 480, 60, 80)], []),
+            (False, 40, [(480, 480, 67, 70)], []),
+            (True, 0, [(0, 100, 36, 100), (480, 100, 38, 100)], []),
+        ]
+    )
     perf = read_midi(data)
     assert sorted(perf.notes[:, PITCH]) == [60, 67]
     assert any("drum" in w for w in perf.warnings)

@@ -5,6 +5,7 @@ import math
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from app_server import running_app
@@ -31,8 +32,9 @@ def test_every_hostile_file_gets_its_clear_error_quickly(corpus):
         if name in VALID_NAMES:
             assert len(read_midi(path)) > 0
         else:
-            with pytest.raises(InvalidMidiError, match=EXPECTED[name].replace("(", r"\(")
-                               .replace(")", r"\)")):
+            with pytest.raises(
+                InvalidMidiError, match=EXPECTED[name].replace("(", r"\(").replace(")", r"\)")
+            ):
                 read_midi(path)
         assert time.perf_counter() - started < 5, name
 
@@ -76,6 +78,7 @@ def test_old_outputs_are_cleaned_up(tmp_path, tiny_checkpoint):
 
 # ----- through the launched app
 
+
 @pytest.fixture(scope="module")
 def app(tiny_checkpoint, tmp_path_factory):
     with running_app(tiny_checkpoint, tmp_path_factory.mktemp("outputs")) as (url, proc):
@@ -83,8 +86,9 @@ def app(tiny_checkpoint, tmp_path_factory):
 
 
 def predict(url_or_client, path, **kwargs):
-    client = url_or_client if isinstance(url_or_client, Client) else Client(url_or_client,
-                                                                            verbose=False)
+    client = (
+        url_or_client if isinstance(url_or_client, Client) else Client(url_or_client, verbose=False)
+    )
     kwargs = {"seconds": 3, "temperature": 1.0, "seed": 0} | kwargs
     return client.predict(prompt=handle_file(str(path)), api_name="/generate", **kwargs)
 
@@ -107,14 +111,17 @@ def test_hostile_uploads_through_the_api_then_a_valid_request(app, corpus, midi_
     assert out[0].endswith(".wav") and len(out[2]) == 2
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    ({"temperature": "hot"}, "."),  # wrong type: refused (NaN is refused by the client itself)
-    ({"seconds": 1000}, "maximum"),
-    ({"seed": -5}, "minimum"),
-    ({"top_p": 0}, "minimum"),
-    ({"candidates": 9}, "maximum"),
-    ({"prompt_start": 50, "prompt_end": 10}, "prompt"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"temperature": "hot"}, "."),  # wrong type: refused (NaN is refused by the client itself)
+        ({"seconds": 1000}, "maximum"),
+        ({"seed": -5}, "minimum"),
+        ({"top_p": 0}, "minimum"),
+        ({"candidates": 9}, "maximum"),
+        ({"prompt_start": 50, "prompt_end": 10}, "prompt"),
+    ],
+)
 def test_bad_parameters_through_the_api(app, midi_files, kwargs, fragment):
     with pytest.raises(Exception, match=f"(?i){fragment}"):
         predict(app[0], midi_files[0], **kwargs)
@@ -131,7 +138,7 @@ def test_files_outside_the_app_cannot_be_read(app):
 
 
 def _rss_mb(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
@@ -140,8 +147,9 @@ def _rss_mb(pid: int) -> float:
 def test_eight_concurrent_sessions_get_their_own_results(app, midi_files):
     seeds = list(range(100, 108))
     jobs = [(seed, midi_files[seed % len(midi_files)]) for seed in seeds]
-    expected = {seed: read_midi(predict(app[0], path, seed=seed)[2][1]).notes
-                for seed, path in jobs}
+    expected = {
+        seed: read_midi(predict(app[0], path, seed=seed)[2][1]).notes for seed, path in jobs
+    }
     rss_before = _rss_mb(app[1].pid)
     with cf.ThreadPoolExecutor(8) as pool:  # 8 separate clients = 8 sessions
         futures = {seed: pool.submit(predict, app[0], path, seed=seed) for seed, path in jobs}
@@ -155,6 +163,7 @@ def test_eight_concurrent_sessions_get_their_own_results(app, midi_files):
 def test_load_beyond_the_queue_is_refused_not_hung(tiny_checkpoint, tmp_path, midi_files):
     env = {"MUSICGEN_QUEUE_SIZE": "1", "MUSICGEN_CONCURRENCY": "1"}
     with running_app(tiny_checkpoint, tmp_path, env) as (url, proc):
+
         def attempt(seed):
             try:
                 predict(url, midi_files[0], seed=seed, seconds=30)

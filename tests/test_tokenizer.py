@@ -63,5 +63,6 @@ def test_transpose_and_stretch(tokenizer, midi_files):
     table = tokenizer.stretch_table(1.05)
     shifts = ids[tokenizer.kind[ids] == SHIFT]
     assert tokenizer.seconds[table[shifts]].sum() == pytest.approx(
-        1.05 * tokenizer.seconds[shifts].sum(), rel=0.03)
+        1.05 * tokenizer.seconds[shifts].sum(), rel=0.03
+    )
     assert (tokenizer.kind[table] == tokenizer.kind).all()

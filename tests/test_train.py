@@ -15,9 +15,21 @@ from conftest import MIDI_DIR, ROOT
 from musicgen.checkpoint import load_checkpoint, resolve
 from musicgen.train import TrainConfig, run
 
-TINY = dict(n_layer=1, n_head=2, n_embd=32, block_size=32, batch_size=4, composers=0,
-            warmup_steps=2, lr=3e-3, min_lr=3e-4, eval_every=5, eval_batches=1, log_every=1,
-            sample_seconds=1.0)
+TINY = dict(
+    n_layer=1,
+    n_head=2,
+    n_embd=32,
+    block_size=32,
+    batch_size=4,
+    composers=0,
+    warmup_steps=2,
+    lr=3e-3,
+    min_lr=3e-4,
+    eval_every=5,
+    eval_batches=1,
+    log_every=1,
+    sample_seconds=1.0,
+)
 
 
 def config(tmp_path, out="run", **kwargs) -> TrainConfig:
@@ -71,8 +83,18 @@ def test_a_failed_checkpoint_save_leaves_the_previous_one(tmp_path, monkeypatch)
 
 
 def train_command(tmp_path, out, **overrides) -> list[str]:
-    args = [sys.executable, "-m", "musicgen", "train", "--data", str(MIDI_DIR),
-            "--out", str(tmp_path / out), "--cache-dir", str(tmp_path / "cache")]
+    args = [
+        sys.executable,
+        "-m",
+        "musicgen",
+        "train",
+        "--data",
+        str(MIDI_DIR),
+        "--out",
+        str(tmp_path / out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     for key, value in (TINY | overrides).items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     return args
@@ -83,8 +105,7 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
 
 def test_kill_9_then_resume(tmp_path):
     command = train_command(tmp_path, "run", max_steps=400, eval_every=10)
-    proc = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (tmp_path / "run" / "latest").is_file() and time.time() < deadline:
         time.sleep(0.05)
@@ -94,18 +115,30 @@ def test_kill_9_then_resume(tmp_path):
     latest = (tmp_path / "run" / "latest").read_text()
     load_checkpoint(tmp_path / "run" / latest)  # whatever was happening, it loads
     target = int(latest.removeprefix("step-")) + 10
-    resumed = subprocess.run([*command, "--resume", "--stop-at-step", str(target)], env=ENV,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [*command, "--resume", "--stop-at-step", str(target)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads(resumed.stdout.strip().splitlines()[-1])["step"] == target
 
 
 def test_ddp_two_processes_on_cpu(tmp_path):
     command = train_command(tmp_path, "ddp", max_steps=6, device="cpu")
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                "--master_port", str(free_port())]
-    proc = subprocess.run(torchrun + command[1:], env=ENV, capture_output=True, text=True,
-                          timeout=300)
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port",
+        str(free_port()),
+    ]
+    proc = subprocess.run(
+        torchrun + command[1:], env=ENV, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, _, meta = load_checkpoint(tmp_path / "ddp" / "step-0000006")
     assert meta["world_size"] == 2
