@@ -163,7 +163,7 @@ def run_benchmarks(
     }
 
     with torch.inference_mode():  # prefill: the prompt window into a fresh cache
-        keep = model.config.block_size * 3 // 4
+        keep = model.config.block_size * 3 // 4  # the prompt part of the window, as generate()
         x = torch.as_tensor(prompt[-keep:], device=dev)[None]
         times = []
         for _ in range(max(repeats, 3)):

@@ -3,7 +3,7 @@
 Every step masks the logits with the tokenizer's grammar (a note is Pitch Velocity Duration), so
 every output decodes, and masks time shifts that would run past the requested length, so a
 continuation lasts what was asked. The KV cache is created here, per call; when it fills, the
-window slides: the last `keep` tokens are prefilled again (rotary positions make that exact for
+window slides: the last half window is prefilled again (rotary positions make that exact for
 everything inside the new window).
 """
 
@@ -119,7 +119,9 @@ def sample_tokens(
     """Continuation token ids for each candidate (prompt not included)."""
     device = model.embed.weight.device
     block = model.config.block_size
-    keep = block * 3 // 4  # tokens kept when the window slides
+    # The prompt fills 3/4 of the window; when the window is full, the last half is prefilled
+    # again: each slide costs one prefill per block/2 new tokens and keeps half a window of context.
+    first, keep = block * 3 // 4, block // 2
     B = config.num_candidates
     t = _Tables(tok, device)
     generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -142,7 +144,7 @@ def sample_tokens(
         return torch.cat([prefix_t, recent if recent.size(1) or prefix else bos], dim=1)
 
     cache = model.new_cache(B) if use_cache else None
-    x = context(keep - len(prefix))
+    x = context(first - len(prefix))
     start = time.perf_counter()
     generated = 0
     while generated < max_tokens:
