@@ -30,8 +30,8 @@ def running_app(checkpoint: Path, output_root: Path, extra_env: dict | None = No
         OMP_NUM_THREADS="1",
         GRADIO_ANALYTICS_ENABLED="False",
         MUSICGEN_OUTPUTS=str(output_root),
-        **(extra_env or {}),
     )
+    env.update(extra_env or {})
     log = open(output_root / "server.log", "w")  # noqa: SIM115 (closed in the finally below)
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py")],
