@@ -24,9 +24,10 @@ from musicgen.service import Service
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "examples"
 # Waiting requests beyond QUEUE_SIZE are refused with a "queue is full" message; CONCURRENCY
-# generations run at once (one per CPU core is right for a small CPU machine).
+# generations run at once. One: torch's intra-op threads already use every core, and two
+# generations at once on a 2-core machine oversubscribe it (each gets far slower than half).
 QUEUE_SIZE = int(os.environ.get("MUSICGEN_QUEUE_SIZE", "16"))
-CONCURRENCY = int(os.environ.get("MUSICGEN_CONCURRENCY", "2"))
+CONCURRENCY = int(os.environ.get("MUSICGEN_CONCURRENCY", "1"))
 PRESETS = {  # name: (temperature, top_k, top_p)
     "Balanced": (1.0, 0, 0.95),
     "Faithful": (0.85, 0, 0.9),
