@@ -49,7 +49,8 @@ class Performance:
 
 
 def make_performance(notes: np.ndarray, warnings: tuple[str, ...] = ()) -> Performance:
-    """Sort notes by (onset, pitch) and clamp values to the piano's range."""
+    """Sort notes by (onset, pitch), clamp pitch and velocity to MIDI's range and give every
+    note a positive duration."""
     notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4).copy()
     notes[:, PITCH] = np.clip(notes[:, PITCH], 0, 127)
     notes[:, VELOCITY] = np.clip(notes[:, VELOCITY], 1, 127)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InvalidMidiError, MusicgenError
+from .errors import InvalidMidiError
 from .generate import Progress, SamplingConfig
 from .midi import MAX_FILE_BYTES, Performance, prompt_window, read_midi
 from .pianoroll import draw
@@ -166,6 +166,3 @@ def _none_if_blank(value):
     if value is None or (isinstance(value, str) and value.strip() == ""):
         return None
     return value
-
-
-__all__ = ["Service", "Outcome", "Preview", "CandidateFiles", "MusicgenError"]

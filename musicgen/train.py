@@ -21,10 +21,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from tqdm import tqdm
 
 from . import device as devices
-from .checkpoint import load_training_state, save_training_checkpoint
+from .checkpoint import (
+    WEIGHTS_FILE,
+    load_training_state,
+    load_weights,
+    save_training_checkpoint,
+)
 from .data import IGNORE, WindowSampler, build_cache, list_pieces, top_composers
 from .errors import CheckpointError, InvalidParameterError
 from .model import ModelConfig, MusicTransformer
@@ -184,10 +190,6 @@ class Trainer:
     # ----- state
 
     def _restore(self, directory: Path, state: dict) -> None:
-        from safetensors.torch import load_file
-
-        from .checkpoint import WEIGHTS_FILE, load_weights
-
         saved_cfg = state["config"]
         for key in ("n_layer", "n_head", "n_embd", "block_size", "composers"):
             if saved_cfg.get(key) != getattr(self.cfg, key):
