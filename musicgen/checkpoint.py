@@ -45,15 +45,15 @@ def save_checkpoint(
     model: MusicTransformer,
     tokenizer: PerformanceTokenizer,
     meta: dict | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Path:
-    """Write an inference checkpoint (weights, config with `meta`, tokenizer) into `directory`."""
+    """Write an inference checkpoint (weights, config with `meta`, tokenizer) into `directory`.
+    Weights load into float32 whatever `dtype` they were stored in (float16 halves the file)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "module", model)  # unwrap DDP
     model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
-    state = {
-        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()
-    }
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     tmp = directory / f".{WEIGHTS_FILE}.tmp"
     save_file(state, str(tmp))
     os.replace(tmp, directory / WEIGHTS_FILE)

@@ -73,3 +73,13 @@ def test_config_validation():
     with pytest.raises(InvalidParameterError):
         ModelConfig(vocab_size=100, dropout=1.5)
     assert MusicTransformer(ModelConfig(vocab_size=100, n_layer=1, n_embd=32, n_head=2))
+
+
+def test_float16_storage_loads_as_float32(tmp_path, tiny_model):
+    model, tok = tiny_model
+    save_checkpoint(tmp_path, model, tok, dtype=torch.float16)
+    again, _, _ = load_checkpoint(tmp_path)
+    assert again.embed.weight.dtype == torch.float32
+    x = torch.randint(0, tok.vocab_size, (1, 30))
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x), atol=2e-3, rtol=1e-2)
