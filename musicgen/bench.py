@@ -77,6 +77,7 @@ def _time_generation(model, tok, prompt, config, repeats, use_cache=True, tokens
 
 def _train_throughput(model_config, device: torch.device, steps: int = 10) -> dict:
     from .model import MusicTransformer
+    from .train import loss_of
 
     model = MusicTransformer(model_config).to(device).train()
     dtype = devices.train_dtype(device)
@@ -86,10 +87,9 @@ def _train_throughput(model_config, device: torch.device, steps: int = 10) -> di
         0, model_config.vocab_size, (batch, model_config.block_size + 1), device=device
     )
 
-    def step():
+    def step():  # the trainer's loss on random tokens (speed does not depend on the data)
         with devices.autocast(device, dtype):
-            logits = model(x[:, :-1])
-        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), x[:, 1:].flatten())
+            loss = loss_of(model, x, pad_id=0)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
