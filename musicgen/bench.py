@@ -2,13 +2,12 @@
 
 Generation is timed from a real prompt (a bundled MAESTRO excerpt) with the app's default
 sampling settings. "Real-time factor" is seconds of music generated per second of wall time.
-The full-recompute baseline runs the whole window through the model for every new token, as the
-Keras Music Transformer example and the original notebooks do.
+Every bundled checkpoint is measured in one run, on each decoding path the device has (see
+`decode_paths`), beside the no-cache baseline that recomputes the whole window for every token.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import platform
 import tempfile
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from . import device as devices
-from .checkpoint import REPO_ROOT, load_checkpoint, resolve
+from .checkpoint import BUNDLED_CHECKPOINTS, REPO_ROOT, load_checkpoint, resolve
 from .generate import SamplingConfig, sample_tokens
 from .midi import read_midi
 
@@ -53,14 +52,12 @@ def _machine(device: torch.device) -> dict:
     }
 
 
-def _time_generation(model, tok, prompt, config, repeats, use_cache=True, tokens=None) -> dict:
-    """Best of `repeats` runs. With `tokens`, stop after that many tokens per candidate."""
+def _time_generation(model, tok, prompt, config, repeats, **decode) -> dict:
+    """Best of `repeats` runs of sample_tokens (decode: its static_cache / compile_step)."""
     best = None
     for _ in range(repeats):
-        steps = itertools.count(1)  # should_stop is called once per generated token
-        stop_after = None if tokens is None else (lambda steps=steps: next(steps) >= tokens)
         started = time.perf_counter()
-        out = sample_tokens(model, tok, prompt, config, should_stop=stop_after, use_cache=use_cache)
+        out = sample_tokens(model, tok, prompt, config, **decode)
         wall = time.perf_counter() - started
         if best is None or wall < best["wall_s"]:
             music = float(np.mean([tok.seconds_of(ids) for ids in out]))
@@ -70,14 +67,36 @@ def _time_generation(model, tok, prompt, config, repeats, use_cache=True, tokens
                 "tokens_per_candidate": n,
                 "tokens_per_s": round(n * len(out) / wall, 1),
                 "music_seconds": round(music, 2),
-                "real_time_factor": round(music / wall, 2) if tokens is None else None,
+                "real_time_factor": round(music / wall, 2),
             }
     return best
 
 
+@torch.inference_mode()
+def _time_recompute(model, prompt, batch: int, tokens: int) -> dict:
+    """The no-cache baseline: every new token runs the whole window through the model again
+    (as the Keras Music Transformer example and the original notebooks do). Greedy: the speed
+    does not depend on which tokens come out."""
+    device, block = model.embed.weight.device, model.config.block_size
+    x = torch.as_tensor(prompt[-(block // 2) :], device=device)[None].repeat(batch, 1)
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(tokens):
+        logits, _ = model(x[:, -block:])
+        x = torch.cat([x, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    _sync(device)
+    wall = time.perf_counter() - started
+    return {"wall_s": round(wall, 4), "tokens_per_s": round(tokens * batch / wall, 1)}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def _train_throughput(model_config, device: torch.device, steps: int = 10) -> dict:
+    from .data import split_window
     from .model import MusicTransformer
-    from .train import loss_of
 
     model = MusicTransformer(model_config).to(device).train()
     dtype = devices.train_dtype(device)
@@ -89,7 +108,7 @@ def _train_throughput(model_config, device: torch.device, steps: int = 10) -> di
 
     def step():  # the trainer's loss on random tokens (speed does not depend on the data)
         with devices.autocast(device, dtype):
-            loss = loss_of(model, x, pad_id=0)
+            _, loss = model(*split_window(x, pad_id=0))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -138,73 +157,104 @@ def _tokenize_all(data: str) -> dict:
     }
 
 
-def run_benchmarks(
-    checkpoint=None,
-    device: str | None = None,
-    data: str | None = None,
-    seconds: float = 30.0,
-    repeats: int = 3,
-    quick: bool = False,
+def decode_paths(device: torch.device) -> dict[str, dict]:
+    """The decoding paths compared on a device: name -> sample_tokens' decode arguments. The
+    first is the default path; on a GPU the growing cache (the old path) is the baseline."""
+    if device.type == "cpu":
+        return {"eager_dynamic_cache": {}}
+    return {
+        "eager_static_cache": {},
+        "compiled_static_cache": {"compile_step": True},
+        "eager_dynamic_cache": {"static_cache": False},
+    }
+
+
+def _bench_checkpoint(
+    directory: Path, dev, seconds: float, repeats: int, quick: bool, paths, batches
 ) -> dict:
-    dev = devices.pick_device(device)
-    directory = resolve(checkpoint)
     started = time.perf_counter()
-    model, tok, meta = load_checkpoint(directory, dev, devices.inference_dtype(dev))
+    model, tok, _ = load_checkpoint(directory, dev, devices.inference_dtype(dev))
     load_s = time.perf_counter() - started
     prompt = tok.encode(read_midi(PROMPT, isolate=False))
-    if quick:
-        seconds, repeats = min(seconds, 5.0), 1
     result = {
-        "checkpoint": directory.name,
         "parameters": model.num_params(),
-        "machine": _machine(dev),
         "model_load_s": round(load_s, 3),
         "prompt_tokens": len(prompt),
     }
-
     with torch.inference_mode():  # prefill: the prompt window into a fresh cache
         keep = model.config.block_size * 3 // 4  # the prompt part of the window, as generate()
         x = torch.as_tensor(prompt[-keep:], device=dev)[None]
         times = []
         for _ in range(max(repeats, 3)):
             cache = model.new_cache(1)
+            _sync(dev)
             t0 = time.perf_counter()
-            model(x, cache)
+            model.prefill(x, cache)
+            _sync(dev)
             times.append(time.perf_counter() - t0)
         result["prefill"] = {"tokens": int(x.size(1)), "seconds": round(min(times), 4)}
 
-    for batch in (1, 4):
-        config = SamplingConfig(seconds=seconds, seed=0, num_candidates=batch)
-        result[f"generate_batch{batch}_cached"] = _time_generation(
-            model, tok, prompt, config, repeats
-        )
-    b1, b4 = result["generate_batch1_cached"], result["generate_batch4_cached"]
-    result["batch4_cost_vs_batch1"] = round(b4["wall_s"] / b1["wall_s"], 2)
+    for name, decode in decode_paths(dev).items():
+        if paths and name not in paths:
+            continue
+        path = result.setdefault(name, {})
+        try:
+            for batch in batches:
+                config = SamplingConfig(seconds=seconds, seed=0, num_candidates=batch)
+                _time_generation(model, tok, prompt, config, 1, **decode)  # warm-up / compile
+                path[f"batch{batch}"] = _time_generation(
+                    model, tok, prompt, config, repeats, **decode
+                )
+            if "batch1" in path and "batch4" in path:
+                path["batch4_cost_vs_batch1"] = round(
+                    path["batch4"]["wall_s"] / path["batch1"]["wall_s"], 2
+                )
+        except Exception as exc:  # a path a device cannot run (e.g. compile without a compiler)
+            path["error"] = f"{type(exc).__name__}: {exc}"[:500]
 
-    # KV cache against full recomputation, for a fixed number of new tokens.
-    n = 128 if quick else 1024
-    long = SamplingConfig(seconds=120, seed=0)
-    cached = _time_generation(model, tok, prompt, long, 1, True, tokens=n)
-    full = _time_generation(model, tok, prompt, long, 1, False, tokens=n)
-    result[f"cache_vs_recompute_{n}_tokens"] = {
-        "cached_s": cached["wall_s"],
-        "recompute_s": full["wall_s"],
-        "speedup": round(full["wall_s"] / cached["wall_s"], 1),
-    }
-    for batch in (1, 4):
-        config = SamplingConfig(seconds=min(seconds, 5.0), seed=0, num_candidates=batch)
-        result[f"generate_batch{batch}_recompute"] = _time_generation(
-            model, tok, prompt, config, 1, use_cache=False
+    n = 64 if quick else 256
+    default = result.get(next(iter(decode_paths(dev))), {}).get("batch1")
+    recompute = _time_recompute(model, prompt, 1, n)
+    result[f"recompute_batch1_{n}_tokens"] = recompute
+    if default:
+        result["cache_speedup_vs_recompute"] = round(
+            default["tokens_per_s"] / recompute["tokens_per_s"], 1
         )
     if dev.type != "cpu" or not quick:
         result["training"] = _train_throughput(model.config, dev)
+    return result
+
+
+def run_benchmarks(
+    checkpoints=None,
+    device: str | None = None,
+    data: str | None = None,
+    seconds: float = 20.0,
+    repeats: int = 3,
+    quick: bool = False,
+    paths: list[str] | None = None,
+    batches: tuple[int, ...] = (1, 4),
+) -> dict:
+    """Speed of each checkpoint (default: every bundled one) on one device, in one run, on
+    each decoding path of the device (or those named in `paths`)."""
+    dev = devices.pick_device(device)
+    if quick:
+        seconds, repeats = min(seconds, 5.0), 1
+    directories = [resolve(c) for c in checkpoints] if checkpoints else BUNDLED_CHECKPOINTS
+    result = {
+        "machine": _machine(dev),
+        "sampling": {
+            "temperature": SamplingConfig.temperature,
+            "top_p": SamplingConfig.top_p,
+            "seconds": seconds,
+            "repeats": repeats,
+            "prompt": Path(PROMPT).name,
+        },
+        "checkpoints": {
+            d.name: _bench_checkpoint(d, dev, seconds, repeats, quick, paths, batches)
+            for d in directories
+        },
+    }
     if data:
         result["tokenize_all"] = _tokenize_all(data)
-    result["sampling"] = {
-        "temperature": 1.0,
-        "top_p": 0.95,
-        "seconds": seconds,
-        "repeats": repeats,
-        "prompt": Path(PROMPT).name,
-    }
     return result

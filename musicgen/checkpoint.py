@@ -28,7 +28,11 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 STATE_FILE = "train_state.pt"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "maestro-small"
+# The default (best music) first, then the fast one.
+BUNDLED_CHECKPOINTS = [
+    REPO_ROOT / "checkpoints" / name for name in ("maestro-base", "maestro-small")
+]
+DEFAULT_CHECKPOINT = BUNDLED_CHECKPOINTS[0]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

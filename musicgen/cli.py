@@ -60,6 +60,8 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
+    import torch
+
     from .evaluate import evaluate_baseline, evaluate_checkpoint
 
     if args.baseline:
@@ -75,6 +77,7 @@ def _evaluate(args) -> int:
             args.max_files,
             args.cache_dir,
             args.batch_size,
+            getattr(torch, args.weights_dtype) if args.weights_dtype else None,
         )
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
@@ -84,7 +87,14 @@ def _bench(args) -> int:
     from .bench import run_benchmarks
 
     result = run_benchmarks(
-        args.checkpoint, args.device, args.data, args.seconds, args.repeats, args.quick
+        args.checkpoint,
+        args.device,
+        args.data,
+        args.seconds,
+        args.repeats,
+        args.quick,
+        args.paths.split(",") if args.paths else None,
+        tuple(int(b) for b in args.batches.split(",")),
     )
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
@@ -123,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("dropout", float),
         ("composers", int),
         ("composer_p", float),
+        ("velocity_shift", int),
         ("batch_size", int),
         ("grad_accum", int),
         ("lr", float),
@@ -155,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device")
     e.add_argument("--batch-size", type=int, default=16)
     e.add_argument(
+        "--weights-dtype",
+        choices=("float32", "bfloat16"),
+        help="cast the weights (as a CPU serving them in bf16 does); default: float32 weights "
+        "under the device's autocast",
+    )
+    e.add_argument(
         "--baseline",
         choices=("unigram", "bigram"),
         help="score an n-gram model fitted on the train split instead",
@@ -164,12 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_evaluate)
 
     b = sub.add_parser("bench", help="generation speed figures (JSON)")
-    b.add_argument("--checkpoint", type=Path)
+    b.add_argument(
+        "--checkpoint", type=Path, action="append", help="repeatable; default: every bundled one"
+    )
     b.add_argument("--device")
     b.add_argument("--data", help="MAESTRO folder: also time tokenizing all of it")
-    b.add_argument("--seconds", type=float, default=30.0)
+    b.add_argument("--seconds", type=float, default=20.0)
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--quick", action="store_true", help="fewer, shorter measurements")
+    b.add_argument("--paths", help="comma-separated decoding paths (default: all the device has)")
+    b.add_argument("--batches", default="1,4", help="comma-separated candidate counts")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_bench)
     return parser

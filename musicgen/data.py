@@ -3,7 +3,8 @@
 The cache is one uint16 array of all tokens plus a JSON index (file, split, composer, offsets),
 keyed by a hash of the tokenizer configuration and the file list, so a second run is instant and a
 changed tokenizer never reads stale tokens. Training windows are sampled from it with Music
-Transformer's augmentation (transpose +-3 semitones, time-stretch +-5%).
+Transformer's augmentation (transpose +-3 semitones, time-stretch +-5%) and optionally
+velocity shifts (the same notes played louder or softer).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from .errors import MusicgenError
 from .midi import read_midi
+from .model import IGNORE
 from .tokenizer import PerformanceTokenizer
 
 log = logging.getLogger(__name__)
@@ -192,7 +194,6 @@ def build_cache(
 
 
 STRETCHES = (0.95, 0.975, 1.0, 1.025, 1.05)
-IGNORE = -100  # target value the loss skips (padding)
 
 
 class WindowSampler:
@@ -206,6 +207,7 @@ class WindowSampler:
         length: int,
         augment: bool = True,
         composer_p: float = 0.5,
+        velocity_shift: int = 0,
     ):
         self.pieces = [(cache.piece_tokens(p), p["composer"]) for p in cache.pieces(split)]
         if not self.pieces:
@@ -219,6 +221,9 @@ class WindowSampler:
             composer_p,
         )
         self.stretch_tables = [tokenizer.stretch_table(f) for f in STRETCHES]
+        self.velocity_tables = [
+            tokenizer.velocity_table(s) for s in range(-velocity_shift, velocity_shift + 1)
+        ]
 
     def window(self, rng: np.random.Generator) -> np.ndarray:
         ids, composer = self.pieces[rng.choice(len(self.pieces), p=self.weights)]
@@ -232,6 +237,8 @@ class WindowSampler:
         out = seq[start : start + n]
         if self.augment:
             stretched = self.stretch_tables[rng.integers(len(STRETCHES))][out]
+            if len(self.velocity_tables) > 1:  # louder or softer playing of the same notes
+                stretched = self.velocity_tables[rng.integers(len(self.velocity_tables))][stretched]
             transposed = self.tok.transpose(stretched, int(rng.integers(-3, 4)))
             # a transposition that would leave the keyboard: keep this window untransposed
             out = stretched if transposed is None else transposed
@@ -243,3 +250,9 @@ class WindowSampler:
     def batch(self, batch_size: int, seed: int, rank: int, step: int) -> np.ndarray:
         rng = np.random.default_rng([seed, rank, step])
         return np.stack([self.window(rng) for _ in range(batch_size)])
+
+
+def split_window(batch, pad_id: int):
+    """A (B, T+1) window batch -> model inputs (padding as pad_id) and targets (B, T) each."""
+    inputs = batch[:, :-1].masked_fill(batch[:, :-1] == IGNORE, pad_id)
+    return inputs, batch[:, 1:]

@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import device as devices
@@ -73,10 +72,13 @@ def evaluate_checkpoint(
     max_files: int | None = None,
     cache_dir: str | None = None,
     batch_size: int = 16,
+    dtype: torch.dtype | None = None,
 ) -> dict:
+    """NLL of a checkpoint. dtype None: float32 weights under the device's autocast (bf16 on
+    GPUs); a dtype: the weights themselves in it, as a CPU serving them that way computes."""
     directory = resolve(checkpoint)
     dev = devices.pick_device(device)
-    model, tokenizer, _ = load_checkpoint(directory, dev)
+    model, tokenizer, _ = load_checkpoint(directory, dev, dtype or torch.float32)
     block = model.config.block_size
     cache = build_cache(data, tokenizer, cache_dir)
     pieces = _pieces(cache, split, max_files)
@@ -98,14 +100,10 @@ def evaluate_checkpoint(
         targets = np.full((len(chunk), length), IGNORE, dtype=np.int64)
         for row, (x, y) in enumerate(chunk):
             inputs[row, : len(x)], targets[row, : len(y)] = x, y
-        with devices.autocast(dev, devices.inference_dtype(dev)):
-            logits = model(torch.from_numpy(inputs).to(dev))
-        total += F.cross_entropy(
-            logits.float().reshape(-1, logits.size(-1)),
-            torch.from_numpy(targets).to(dev).reshape(-1),
-            ignore_index=IGNORE,
-            reduction="sum",
-        ).item()
+        scored = int((targets != IGNORE).sum())
+        with devices.autocast(dev, devices.inference_dtype(dev) if dtype is None else dtype):
+            _, loss = model(torch.from_numpy(inputs).to(dev), torch.from_numpy(targets).to(dev))
+        total += loss.item() * scored  # the mean over the scored targets, back to a sum
     return _summary(
         total,
         tokens,
@@ -115,6 +113,7 @@ def evaluate_checkpoint(
         split=split,
         checkpoint=directory.name,
         eval_seconds=round(time.perf_counter() - started, 1),
+        weights_dtype=str(dtype or torch.float32).removeprefix("torch."),
     )
 
 

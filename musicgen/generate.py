@@ -19,12 +19,15 @@ import torch
 from .errors import InvalidParameterError, check_number
 from .midi import Performance, merge
 from .model import MusicTransformer
-from .tokenizer import EXPECT_ONSET, PerformanceTokenizer
+from .tokenizer import EXPECT_ONSET, NOTE_PITCH, PerformanceTokenizer
 
 MAX_SECONDS = 120.0
-MAX_CANDIDATES = 4
+MAX_CANDIDATES = 4  # what the studio offers at once
+MAX_BATCH = 16  # candidates one sampling run takes (the GPU bench measures 16)
 MAX_TOKENS_PER_SECOND = 100  # MAESTRO's densest minutes stay under ~90 tokens/s
-MIN_SHIFT = 0.01
+# The most notes struck at one onset (10 ms grid) in MAESTRO's train split is MAESTRO_MAX_NOTES_PER_ONSET
+# (`benchmarks/continuation_stats.py --densest-onset`); generation never goes beyond it.
+MAX_NOTES_PER_ONSET = 16
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,8 @@ class SamplingConfig:
         if not 0 <= seed < 2**63:
             raise InvalidParameterError("seed must be a non-negative integer.")
         candidates = check_number("num_candidates", self.num_candidates, int)
-        if not 1 <= candidates <= MAX_CANDIDATES:
-            raise InvalidParameterError(f"num_candidates must be between 1 and {MAX_CANDIDATES}.")
+        if not 1 <= candidates <= MAX_BATCH:
+            raise InvalidParameterError(f"num_candidates must be between 1 and {MAX_BATCH}.")
         if self.composer is not None and not isinstance(self.composer, str):
             raise InvalidParameterError("composer must be a string.")
         for name, value in (
@@ -104,6 +107,33 @@ class _Tables:
         self.allowed = torch.as_tensor(tok.grammar_allowed, device=device)  # (3, V)
         self.next_state = torch.as_tensor(tok.grammar_next, device=device)  # (V,)
         self.shift = torch.as_tensor(tok.shift_seconds, device=device, dtype=torch.float64)
+        self.is_shift = self.shift > 0
+        self.is_pitch = torch.as_tensor(tok.kind == NOTE_PITCH, device=device)
+        self.min_shift = float(tok.shift_seconds[tok.shift_seconds > 0].min())
+
+
+def decoder_for(model: MusicTransformer, static_cache: bool | None = None, compile_step=False):
+    """(static cache?, step function) for the model's device (static_cache None: by device).
+
+    On a GPU the cache is static: attention always spans the whole buffer (masked), so kernels
+    see one shape and are planned once; with a growing key length they were re-planned for every
+    token, which made cached decoding slower than recomputing the window. `compile_step`
+    captures the step with torch.compile (CUDA graphs on CUDA). On a CPU the dynamic cache is
+    faster eager: attending over empty slots costs more than the shape changes.
+    """
+    static = model.embed.weight.device.type != "cpu" if static_cache is None else static_cache
+    step = model.decode_step
+    if compile_step:
+        mode = "reduce-overhead" if model.embed.weight.device.type == "cuda" else None
+        step = torch.compile(step, mode=mode, fullgraph=True, dynamic=False)
+    return static, step
+
+
+def _struck_at_last_onset(tok: PerformanceTokenizer, ids: np.ndarray) -> np.ndarray:
+    """Pitch ids struck after the last time shift of a sequence (the current onset)."""
+    shifts = np.flatnonzero(tok.shift_seconds[ids] > 0)
+    tail = ids[shifts[-1] + 1 :] if len(shifts) else ids
+    return tail[tok.kind[tail] == NOTE_PITCH]
 
 
 @torch.inference_mode()
@@ -114,9 +144,15 @@ def sample_tokens(
     config: SamplingConfig,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    use_cache: bool = True,
+    static_cache: bool | None = None,
+    compile_step: bool = False,
 ) -> list[np.ndarray]:
-    """Continuation token ids for each candidate (prompt not included)."""
+    """Continuation token ids for each candidate (prompt not included).
+
+    Each continuation ends by itself when no time shift fits in what is left of the requested
+    length (so within one 10 ms grid step of it, whatever shifts the model picked), and one
+    onset never strikes a pitch twice nor more than MAX_NOTES_PER_ONSET notes.
+    """
     device = model.embed.weight.device
     block = model.config.block_size
     # The prompt fills 3/4 of the window; when the window is full, the last half is prefilled
@@ -125,6 +161,9 @@ def sample_tokens(
     B = config.num_candidates
     t = _Tables(tok, device)
     generator = torch.Generator(device=device).manual_seed(config.seed)
+    # Checking "all done" reads a value back from the device: on a GPU only every few tokens
+    # (the few extra tokens are cut off below), on a CPU it is free.
+    check_every = 1 if device.type == "cpu" else 8
 
     prefix = [] if (cid := tok.composer_id(config.composer)) is None else [cid]
     prompt = np.asarray(prompt_ids, dtype=np.int64)
@@ -134,53 +173,63 @@ def sample_tokens(
     length = P  # filled part of history
     state = torch.full((B,), tok.grammar_state(prompt) if P else EXPECT_ONSET, device=device)
     elapsed = torch.zeros(B, device=device, dtype=torch.float64)  # music seconds per candidate
-    finished_at = [None] * B  # tokens generated when each candidate reached its length
+    struck = torch.zeros(B, tok.vocab_size, dtype=torch.bool, device=device)  # at this onset
+    struck[:, torch.as_tensor(_struck_at_last_onset(tok, prompt), device=device)] = True
+    finished_at = torch.full((B,), max_tokens, device=device)  # tokens when each one ended
+    done = torch.zeros(B, dtype=torch.bool, device=device)
     prefix_t = torch.tensor(prefix, device=device, dtype=torch.long).repeat(B, 1)
     bos = torch.full((B, 1), tok.bos_id, device=device)
+    static, step = decoder_for(model, static_cache, compile_step)
 
     def context(n: int) -> torch.Tensor:
         """[composer] + the last n tokens (BOS when there is nothing yet)."""
         recent = history[:, max(0, length - n) : length]
         return torch.cat([prefix_t, recent if recent.size(1) or prefix else bos], dim=1)
 
-    cache = model.new_cache(B) if use_cache else None
+    cache = model.new_cache(B, static)
     x = context(first - len(prefix))
+    logits = model.prefill(x, cache)
+    position = x.size(1)  # the cache slot of the next token
     start = time.perf_counter()
     generated = 0
     while generated < max_tokens:
-        if use_cache:
-            if cache.length + x.size(1) > block:  # slide the window: re-prefill recent tokens
-                cache.reset()
-                x = context(keep - len(prefix))
-            logits = model(x, cache)[:, -1].float()
-        else:  # full recomputation (the baseline): the whole window every step
-            logits = model(context(block - len(prefix)))[:, -1].float()
-
         allowed = t.allowed[state]  # (B, V) grammar
         remaining = config.seconds - elapsed + 1e-6
-        allowed = allowed & (t.shift[None, :] <= remaining[:, None])  # no overshoot
-        logits = logits.masked_fill(~allowed, float("-inf"))
+        allowed &= t.shift[None, :] <= remaining[:, None]  # no shift past the requested length
+        full = struck.sum(dim=1, keepdim=True) >= MAX_NOTES_PER_ONSET
+        allowed &= ~(struck | (full & t.is_pitch))  # no repeated pitch, no pile of notes
+        allowed |= done[:, None] & t.allowed[state]  # ended rows run on until all end (cut below)
+        logits = logits.float().masked_fill(~allowed, float("-inf"))
         logits = filter_logits(logits / config.temperature, config.top_k, config.top_p)
-        next_id = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)  # (B, 1)
+        next_id = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]
 
-        history[:, length] = next_id[:, 0]
+        history[:, length] = next_id
         length += 1
-        state = t.next_state[next_id[:, 0]]
-        elapsed += t.shift[next_id[:, 0]]
         generated += 1
-        x = next_id
-        done = (elapsed >= config.seconds - MIN_SHIFT / 2).tolist()
-        for b in range(B):
-            if finished_at[b] is None and done[b]:
-                finished_at[b] = generated
-        if on_progress is not None and (generated % 16 == 0 or all(done)):
+        state = t.next_state[next_id]
+        elapsed += t.shift[next_id]
+        struck &= ~t.is_shift[next_id][:, None]  # a time shift starts a new onset
+        struck[torch.arange(B, device=device), next_id] |= t.is_pitch[next_id]
+        # Done when not even the smallest shift fits in what is left: within one grid step.
+        done = elapsed > config.seconds - t.min_shift + 1e-6
+        finished_at = torch.where(done & (finished_at > generated), generated, finished_at)
+        finished = generated == max_tokens or (generated % check_every == 0 and bool(done.all()))
+        if on_progress is not None and (generated % 16 == 0 or finished):
             rate = generated * B / max(time.perf_counter() - start, 1e-9)
             on_progress(Progress(float(elapsed.min()), config.seconds, generated, rate))
-        if all(done) or (should_stop is not None and should_stop()):
+        if finished or (should_stop is not None and should_stop()):
             break
+        if position == block:  # slide the window: re-prefill the recent tokens
+            x = context(keep - len(prefix))
+            logits, position = model.prefill(x, cache), x.size(1)
+        else:
+            pos = torch.tensor([position], device=device)
+            logits = step(next_id[:, None], pos, cache)
+            position += 1
 
     continuation = history[:, P:length].cpu().numpy()
-    return [continuation[b, : finished_at[b] or generated] for b in range(B)]
+    ends = finished_at.clamp(max=generated).tolist()
+    return [continuation[b, : ends[b]] for b in range(B)]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""A small pre-norm decoder-only Transformer with rotary positions and a per-call KV cache.
+"""A small pre-norm decoder-only Transformer with rotary positions, its loss and a KV cache.
 
 Rotary embeddings make attention depend only on the distance between tokens, so generation can
-slide a window past the training context (see generate.py). The KV cache is a plain object that
-generate() creates per request: the model itself holds no request state.
+slide a window past the training context (see generate.py). Decoding has gpt-fast's shape:
+`prefill()` a prompt into a KVCache, then one `decode_step()` per token with positions as
+tensors. The cache is a plain object created per request: the model holds no request state.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import InvalidParameterError
+
+IGNORE = -100  # target value the loss skips (padding)
 
 
 @dataclass(frozen=True)
@@ -46,17 +49,37 @@ class ModelConfig:
 
 
 class KVCache:
-    """Preallocated keys and values for every layer: (n_layer, B, n_head, max_len, head_dim)."""
+    """Keys and values of every layer, (n_layer, B, n_head, max_len, head_dim), owned per request.
 
-    def __init__(self, config: ModelConfig, batch: int, max_len: int, device, dtype):
+    `update` writes new keys/values at their positions and returns what attention reads. A
+    static cache returns the whole buffer (shapes never change, so a compiled or CUDA-graph step
+    can be replayed; a mask hides the empty slots); a dynamic one returns only the filled part,
+    which is cheaper in eager mode on a CPU, where attending over empty slots costs real time.
+    """
+
+    def __init__(self, config: ModelConfig, batch: int, max_len: int, device, dtype, static=False):
         shape = (config.n_layer, batch, config.n_head, max_len, config.head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.length = 0  # positions filled
-        self.max_len = max_len
+        self.max_len, self.static = max_len, static
+        # causal[p] is the row of slots position p may attend to (static caches only)
+        self.causal = (
+            torch.ones(max_len, max_len, dtype=torch.bool, device=device).tril() if static else None
+        )
 
-    def reset(self) -> None:
-        self.length = 0
+    def update(self, layer: int, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+        """Write k, v (B, H, T, hd) at `positions` (T,); return the keys and values to attend."""
+        self.k[layer].index_copy_(2, positions, k)
+        self.v[layer].index_copy_(2, positions, v)
+        if self.static:
+            return self.k[layer], self.v[layer]
+        end = int(positions[-1]) + 1  # a host tensor on the CPU: no device synchronisation
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def mask(self, positions: torch.Tensor) -> torch.Tensor | None:
+        """The attention mask for queries at `positions`: None means causal over what update
+        returned (dynamic cache: a prefill from 0 or a single new token)."""
+        return self.causal[positions] if self.static else None
 
 
 def rope_tables(head_dim: int, length: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,7 +107,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
         self.dropout = config.dropout
 
-    def forward(self, x, cos, sin, cache: KVCache | None, layer: int):
+    def forward(self, x, cos, sin, cache: KVCache | None, layer: int, positions):
         B, T, C = x.shape
         qkv = F.linear(x, self.qkv.weight).view(B, T, 3, self.n_head, self.head_dim)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
@@ -94,18 +117,9 @@ class Attention(nn.Module):
             dropout = self.dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
         else:
-            start = cache.length
-            end = start + T
-            cache.k[layer, :, :, start:end] = k
-            cache.v[layer, :, :, start:end] = v
-            k, v = cache.k[layer, :, :, :end], cache.v[layer, :, :, :end]
-            if T == 1:
-                y = F.scaled_dot_product_attention(q, k, v)
-            elif start == 0:
-                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            else:  # a block of new tokens after a cached prefix: causal with an offset
-                mask = torch.ones(T, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            k, v = cache.update(layer, positions, k, v)  # (B, H, S, hd)
+            mask = cache.mask(positions)
+            y = F.scaled_dot_product_attention(q, k, v, mask, is_causal=mask is None and T > 1)
         return F.linear(y.transpose(1, 2).reshape(B, T, C), self.proj.weight)
 
 
@@ -130,9 +144,9 @@ class Block(nn.Module):
         self.mlp = MLP(config)
         self.shape = (config.n_embd,)
 
-    def forward(self, x, cos, sin, cache, layer):
+    def forward(self, x, cos, sin, cache, layer, positions):
         h = F.rms_norm(x, self.shape, self.norm1.weight, self.norm1.eps)
-        x = x + self.attn.forward(h, cos, sin, cache, layer)
+        x = x + self.attn.forward(h, cos, sin, cache, layer, positions)
         h = F.rms_norm(x, self.shape, self.norm2.weight, self.norm2.eps)
         return x + self.mlp.forward(h)
 
@@ -160,26 +174,42 @@ class MusicTransformer(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def new_cache(self, batch: int, device=None, dtype=None) -> KVCache:
+    def new_cache(self, batch: int, static: bool = False) -> KVCache:
+        """A cache for one request, on the model's device and dtype (see KVCache for static)."""
         w = self.embed.weight
-        return KVCache(
-            self.config, batch, self.config.block_size, device or w.device, dtype or w.dtype
-        )
+        return KVCache(self.config, batch, self.config.block_size, w.device, w.dtype, static)
 
-    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """idx (B, T) token ids -> logits (B, T, vocab). With a cache, idx continues it."""
-        B, T = idx.shape
-        start = cache.length if cache is not None else 0
-        if start + T > self.config.block_size:
-            raise ValueError(f"sequence of {start + T} exceeds block_size {self.config.block_size}")
-        cos = self.rope_cos[start : start + T].to(self.embed.weight.dtype)
-        sin = self.rope_sin[start : start + T].to(self.embed.weight.dtype)
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """Training and scoring: idx (B, T) -> (logits (B, T, vocab), loss). The loss is the mean
+        next-token cross-entropy against targets (B, T), IGNORE skipped; None without targets."""
+        T = idx.size(1)
+        if T > self.config.block_size:
+            raise ValueError(f"sequence of {T} exceeds block_size {self.config.block_size}")
+        logits = self._logits(idx, torch.arange(T, device=idx.device), None)
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(
+            logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE
+        )
+        return logits, loss
+
+    def prefill(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Fill an empty cache with idx (B, T) at positions 0..T-1 -> last logits (B, vocab)."""
+        T = idx.size(1)
+        if T > cache.max_len:
+            raise ValueError(f"prompt of {T} tokens exceeds the cache of {cache.max_len}")
+        return self._logits(idx, torch.arange(T, device=idx.device), cache)[:, -1]
+
+    def decode_step(self, idx: torch.Tensor, position: torch.Tensor, cache: KVCache):
+        """One new token per row, idx (B, 1), at `position` (1,) -> logits (B, vocab)."""
+        return self._logits(idx, position, cache)[:, -1]
+
+    def _logits(self, idx, positions, cache):
+        cos, sin = self.rope_cos[positions], self.rope_sin[positions]  # (T, hd/2)
         x = F.embedding(idx, self.embed.weight)  # (B, T, C)
         if self.config.dropout and self.training:
             x = F.dropout(x, self.config.dropout)
         for layer, block in enumerate(self.blocks):
-            x = block.forward(x, cos, sin, cache, layer)
-        if cache is not None:
-            cache.length = start + T
+            x = block.forward(x, cos, sin, cache, layer, positions)
         x = F.rms_norm(x, (self.config.n_embd,), self.norm.weight, self.norm.eps)
         return F.linear(x, self.embed.weight)  # (B, T, vocab), head tied to the embedding

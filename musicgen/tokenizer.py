@@ -203,6 +203,13 @@ class PerformanceTokenizer:
         out[is_pitch] = moved
         return out
 
+    def velocity_table(self, shift: int) -> np.ndarray:
+        """id -> id with every velocity moved by `shift` bins, clipped to the bins there are."""
+        table = np.arange(self.vocab_size)
+        ids = np.flatnonzero(self.kind == NOTE_VELOCITY)  # contiguous, in increasing velocity
+        table[ids] = ids[np.clip(np.arange(len(ids)) + shift, 0, len(ids) - 1)]
+        return table
+
     def stretch_table(self, factor: float) -> np.ndarray:
         """id -> id with shift and duration values scaled by `factor` (nearest grid value).
 

@@ -31,7 +31,7 @@ from .checkpoint import (
     load_weights,
     save_training_checkpoint,
 )
-from .data import IGNORE, WindowSampler, build_cache, list_pieces, top_composers
+from .data import WindowSampler, build_cache, list_pieces, split_window, top_composers
 from .errors import CheckpointError, InvalidParameterError
 from .model import ModelConfig, MusicTransformer
 from .tokenizer import PerformanceTokenizer
@@ -62,6 +62,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 1234
     augment: bool = True
+    velocity_shift: int = 0  # with augment: move all velocities by up to this many bins
     # bookkeeping
     eval_every: int = 250
     eval_batches: int = 8
@@ -90,6 +91,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise InvalidParameterError(f"{name} must be at least 1")
+        if self.velocity_shift < 0:
+            raise InvalidParameterError("velocity_shift must be at least 0")
         if not 0 < self.min_lr <= self.lr:
             raise InvalidParameterError("need 0 < min_lr <= lr")
         if self.warmup_steps < 0 or self.warmup_steps > self.max_steps:
@@ -102,15 +105,6 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def loss_of(model, batch: torch.Tensor, pad_id: int) -> torch.Tensor:
-    """Mean next-token cross-entropy of a (B, T+1) window batch; padding (IGNORE) skipped."""
-    inputs = batch[:, :-1].masked_fill(batch[:, :-1] == IGNORE, pad_id)
-    logits = model(inputs)
-    return F.cross_entropy(
-        logits.float().reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), ignore_index=IGNORE
-    )
 
 
 class Trainer:
@@ -143,7 +137,13 @@ class Trainer:
         if self.world > 1 and self.is_main:
             dist.barrier()
         self.train_windows = WindowSampler(
-            cache, "train", self.tokenizer, cfg.block_size, cfg.augment, cfg.composer_p
+            cache,
+            "train",
+            self.tokenizer,
+            cfg.block_size,
+            cfg.augment,
+            cfg.composer_p,
+            cfg.velocity_shift,
         )
         self.val_windows = WindowSampler(
             cache, "validation", self.tokenizer, cfg.block_size, augment=False, composer_p=0.0
@@ -284,7 +284,8 @@ class Trainer:
         for i in range(self.cfg.eval_batches):
             batch = self.batch(self.val_windows, i, 0, 0)  # same windows every time
             with devices.autocast(self.device, self.dtype):
-                losses.append(loss_of(self.model, batch, self.tokenizer.pad_id).item())
+                _, loss = self.model(*split_window(batch, self.tokenizer.pad_id))
+                losses.append(loss.item())
         self.model.train()
         return float(np.mean(losses))
 
@@ -325,7 +326,8 @@ class Trainer:
                     else contextlib.nullcontext()
                 )
                 with ctx, devices.autocast(self.device, self.dtype):
-                    loss = loss_of(self.net, batch, self.tokenizer.pad_id) / cfg.grad_accum
+                    _, loss = self.net(*split_window(batch, self.tokenizer.pad_id))
+                    loss = loss / cfg.grad_accum
                 self.scaler.scale(loss).backward()
                 total += loss.item()
             self.scaler.unscale_(self.optimizer)

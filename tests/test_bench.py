@@ -4,9 +4,12 @@ from musicgen.bench import run_benchmarks
 
 
 def test_quick_benchmark_reports_every_figure(tiny_checkpoint):
-    result = json.loads(json.dumps(run_benchmarks(tiny_checkpoint, "cpu", quick=True)))
-    for key in ("generate_batch1_cached", "generate_batch4_cached", "generate_batch1_recompute"):
-        assert result[key]["tokens_per_s"] > 0 and result[key]["wall_s"] > 0
-    assert result["cache_vs_recompute_128_tokens"]["speedup"] > 0
-    assert result["model_load_s"] >= 0 and result["prefill"]["tokens"] > 0
-    assert result["machine"]["torch"]
+    result = json.loads(json.dumps(run_benchmarks([tiny_checkpoint], "cpu", quick=True)))
+    figures = result["checkpoints"][tiny_checkpoint.name]
+    for batch in ("batch1", "batch4"):
+        run = figures["eager_dynamic_cache"][batch]
+        assert run["tokens_per_s"] > 0 and run["wall_s"] > 0 and run["real_time_factor"] > 0
+    assert figures["recompute_batch1_64_tokens"]["tokens_per_s"] > 0
+    assert figures["cache_speedup_vs_recompute"] > 0
+    assert figures["model_load_s"] >= 0 and figures["prefill"]["tokens"] > 0
+    assert result["machine"]["torch"] and result["machine"]["cpu"]

@@ -5,20 +5,35 @@ import torch
 
 from musicgen.checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint
 from musicgen.errors import CheckpointError, InvalidParameterError
-from musicgen.model import ModelConfig, MusicTransformer
+from musicgen.model import IGNORE, ModelConfig, MusicTransformer
 from musicgen.tokenizer import PerformanceTokenizer
 
 
 def test_cached_and_uncached_logits_agree(tiny_model):
     model, tok = tiny_model
     x = torch.randint(0, tok.vocab_size, (3, 50))
+    for static in (False, True):  # the CPU's growing cache and the GPU's fixed-shape one
+        with torch.no_grad():
+            full, _ = model(x)
+            cache = model.new_cache(3, static)
+            parts = [model.prefill(x[:, :20], cache)]
+            for i in range(20, 50):  # then one token at a time
+                parts.append(model.decode_step(x[:, i : i + 1], torch.tensor([i]), cache))
+        torch.testing.assert_close(parts[0], full[:, 19], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(torch.stack(parts[1:], 1), full[:, 20:], atol=1e-5, rtol=1e-4)
+
+
+def test_loss_is_the_cross_entropy_of_the_logits_and_skips_padding(tiny_model):
+    model, tok = tiny_model
+    x = torch.randint(0, tok.vocab_size, (2, 12))
+    targets = torch.randint(0, tok.vocab_size, (2, 12))
+    targets[1, 6:] = IGNORE
     with torch.no_grad():
-        full = model(x)
-        cache = model.new_cache(3)
-        parts = [model(x[:, :20], cache)]  # prefill
-        parts += [model(x[:, i : i + 1], cache) for i in range(20, 30)]  # one at a time
-        parts.append(model(x[:, 30:], cache))  # a block after a cached prefix
-    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-4)
+        logits, loss = model(x, targets)
+    keep = targets != IGNORE
+    manual = torch.nn.functional.cross_entropy(logits[keep], targets[keep])
+    torch.testing.assert_close(loss, manual)
+    assert model(x)[1] is None
 
 
 def test_model_is_causal(tiny_model):
@@ -27,7 +42,7 @@ def test_model_is_causal(tiny_model):
     y = x.clone()
     y[0, 30:] = (y[0, 30:] + 1) % tok.vocab_size
     with torch.no_grad():
-        torch.testing.assert_close(model(x)[:, :30], model(y)[:, :30])
+        torch.testing.assert_close(model(x)[0][:, :30], model(y)[0][:, :30])
 
 
 def test_safetensors_round_trip(tmp_path, tiny_model):
@@ -82,4 +97,4 @@ def test_float16_storage_loads_as_float32(tmp_path, tiny_model):
     assert again.embed.weight.dtype == torch.float32
     x = torch.randint(0, tok.vocab_size, (1, 30))
     with torch.no_grad():
-        torch.testing.assert_close(again(x), model(x), atol=2e-3, rtol=1e-2)
+        torch.testing.assert_close(again(x)[0], model(x)[0], atol=2e-3, rtol=1e-2)
