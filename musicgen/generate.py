@@ -25,8 +25,8 @@ MAX_SECONDS = 120.0
 MAX_CANDIDATES = 4  # what the studio offers at once
 MAX_BATCH = 16  # candidates one sampling run takes (the GPU bench measures 16)
 MAX_TOKENS_PER_SECOND = 100  # MAESTRO's densest minutes stay under ~90 tokens/s
-# The most notes struck at one onset (10 ms grid) in MAESTRO's train split is MAESTRO_MAX_NOTES_PER_ONSET
-# (`benchmarks/continuation_stats.py --densest-onset`); generation never goes beyond it.
+# At most this many notes at one onset (see the model card: the densest onset of MAESTRO train)
+# generation never goes beyond it.
 MAX_NOTES_PER_ONSET = 16
 
 

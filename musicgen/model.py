@@ -183,7 +183,7 @@ class MusicTransformer(nn.Module):
         """Training and scoring: idx (B, T) -> (logits (B, T, vocab), loss). The loss is the mean
         next-token cross-entropy against targets (B, T), IGNORE skipped; None without targets."""
         T = idx.size(1)
-        if T > self.config.block_size:
+        if self.config.block_size < T:
             raise ValueError(f"sequence of {T} exceeds block_size {self.config.block_size}")
         logits = self._logits(idx, torch.arange(T, device=idx.device), None)
         if targets is None:
@@ -196,7 +196,7 @@ class MusicTransformer(nn.Module):
     def prefill(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Fill an empty cache with idx (B, T) at positions 0..T-1 -> last logits (B, vocab)."""
         T = idx.size(1)
-        if T > cache.max_len:
+        if cache.max_len < T:
             raise ValueError(f"prompt of {T} tokens exceeds the cache of {cache.max_len}")
         return self._logits(idx, torch.arange(T, device=idx.device), cache)[:, -1]
 
