@@ -63,12 +63,23 @@ class StopFlags:
             return self._events.setdefault(session, threading.Event())
 
 
+def model_info(service: Service) -> str:
+    sizes = [
+        f"{name}: {s.parameters / 1e6:.1f} M parameters" for name, s in service.studios.items()
+    ]
+    return (
+        "The first is the default: the best music. The smaller one plays several times faster "
+        "on a CPU, with simpler music. (" + "; ".join(sizes) + ")"
+    )
+
+
 def build(service: Service) -> gr.Blocks:
     studio = service.studio
     examples = load_examples()
     stops = StopFlags()
     audio_ok, audio_why = studio.audio_available()
     styles = [NO_STYLE, *studio.composers]
+    models = list(service.studios)
 
     with gr.Blocks(title="musicgen — piano continuation studio", delete_cache=(1800, 3600)) as ui:
         gr.Markdown(
@@ -127,6 +138,13 @@ def build(service: Service) -> gr.Blocks:
                     style = gr.Dropdown(
                         styles, value=NO_STYLE, label="Composer style", visible=len(styles) > 1
                     )
+                model = gr.Dropdown(
+                    models,
+                    value=models[0],
+                    label="Model",
+                    info=model_info(service),
+                    visible=len(models) > 1,
+                )
                 with gr.Row():
                     generate = gr.Button("Generate", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
@@ -151,7 +169,7 @@ def build(service: Service) -> gr.Blocks:
                 outputs.append((column, audio, roll, files))
         last_result = gr.State(None)  # path of the latest combined MIDI of this session
         gr.Markdown(
-            f"Device **{devices.describe(studio.device)}** · checkpoint **{studio.name}** · "
+            f"Device **{devices.describe(studio.device)}** · "
             + (
                 "audio by FluidSynth"
                 if audio_ok
@@ -201,6 +219,7 @@ def build(service: Service) -> gr.Blocks:
             prompt_end=None,
             style=NO_STYLE,
             random_seed=False,
+            model=None,
             request: gr.Request = None,
             progress=gr.Progress(),  # noqa: B008 (Gradio's idiom)
         ):
@@ -227,7 +246,12 @@ def build(service: Service) -> gr.Blocks:
                     f"{p.tokens_per_second:,.0f} tokens/s",
                 )
                 outcome = service.generate(
-                    prompt, config, *window(prompt_start, prompt_end), on_progress, flag.is_set
+                    prompt,
+                    config,
+                    *window(prompt_start, prompt_end),
+                    on_progress,
+                    flag.is_set,
+                    model,
                 )
             except MusicgenError as exc:
                 raise gr.Error(str(exc)) from None
@@ -244,7 +268,8 @@ def build(service: Service) -> gr.Blocks:
                 else:
                     values += [gr.Column(visible=False), None, None, None]
             first = outcome.candidates[0]
-            return [*values, outcome.describe(studio), first.settings["seed"], str(first.midi)]
+            used = service.model(first.settings["checkpoint"])
+            return [*values, outcome.describe(used), first.settings["seed"], str(first.midi)]
 
         def request_stop(request: gr.Request):
             stops.get(request.session_hash).set()
@@ -275,6 +300,7 @@ def build(service: Service) -> gr.Blocks:
                 prompt_end,
                 style,
                 random_seed,
+                model,
             ],
             [*flat_outputs, info, used_seed, last_result],
             api_name="generate",
@@ -288,8 +314,8 @@ def build(service: Service) -> gr.Blocks:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("miditok").setLevel(logging.ERROR)
-    studio = Studio.load()  # MUSICGEN_CHECKPOINT / MUSICGEN_DEVICE honoured
-    service = Service(studio, os.environ.get("MUSICGEN_OUTPUTS"))
+    studios = Studio.load_all()  # MUSICGEN_CHECKPOINT / MUSICGEN_DEVICE honoured
+    service = Service(studios, os.environ.get("MUSICGEN_OUTPUTS"))
     ui = build(service)
     ui.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
     ui.launch(

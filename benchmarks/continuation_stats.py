@@ -1,12 +1,17 @@
-"""Do continuations of test-split prompts look like the real continuations? Prints JSON.
+"""Do continuations of test-split prompts sound like the real continuations? Prints JSON.
 
-For each of N test-split pieces: the prompt is seconds [60, 80) of the performance, the model adds
-20 s, and the real seconds [80, 100) are the reference. Compared per piece: pitch-class
-histogram (Jensen-Shannon divergence, in bits), note density, mean pitch, mean velocity.
-As a yardstick, the same divergences are computed between the real continuation and the real
-continuation of a *different* piece (what "unrelated but genuine piano music" scores).
+For each of N test-split pieces spread over the split: the prompt is seconds [60, 80) of the
+performance, each model adds 20 s (seed 0, the default sampling settings), and the real seconds
+[80, 100) are the reference. Measured on both: notes per second, mean velocity, median note
+duration, polyphony (notes sounding, averaged over time), the pitch-class histogram's
+Jensen-Shannon divergence to the real continuation (bits), and how density, velocity and
+duration drift from the first to the last 5 s. As a yardstick, the divergence between the real
+continuation and another piece's real continuation ("unrelated but genuine piano music").
+Also reported: the most notes any continuation strikes at one onset, beside the limit generation
+keeps to (the densest onset of MAESTRO's train split).
 
-    python benchmarks/continuation_stats.py --data ../shared/data/maestro-v3.0.0 [--pieces 24]
+    python benchmarks/continuation_stats.py --data ../shared/data/maestro-v3.0.0 [--pieces 32]
+        [--checkpoint DIR ...]
 """
 
 import argparse
@@ -18,21 +23,44 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from musicgen.checkpoint import BUNDLED_CHECKPOINTS  # noqa: E402
 from musicgen.data import list_pieces  # noqa: E402
 from musicgen.errors import MusicgenError  # noqa: E402
-from musicgen.generate import SamplingConfig  # noqa: E402
-from musicgen.midi import PITCH, VELOCITY, prompt_window, read_midi  # noqa: E402
+from musicgen.generate import MAX_NOTES_PER_ONSET, SamplingConfig  # noqa: E402
+from musicgen.midi import OFFSET, ONSET, PITCH, VELOCITY, prompt_window, read_midi  # noqa: E402
 from musicgen.pipeline import Studio  # noqa: E402
+
+PROMPT, LENGTH, EDGE = (60.0, 80.0), 20.0, 5.0  # seconds
 
 
 def features(notes: np.ndarray, seconds: float) -> dict:
+    """Statistics of notes whose onsets lie in [0, seconds) (offsets cut at `seconds`)."""
+    onsets = notes[:, ONSET]
+    durations = np.minimum(notes[:, OFFSET], seconds) - onsets
     pcs = np.bincount(notes[:, PITCH].astype(int) % 12, minlength=12).astype(float)
+
+    def part(a: float, b: float) -> dict:
+        keep = (onsets >= a) & (onsets < b)
+        return {
+            "density": float(keep.sum() / (b - a)),
+            "velocity": float(notes[keep, VELOCITY].mean()) if keep.any() else float("nan"),
+            "median_duration": float(np.median(durations[keep])) if keep.any() else float("nan"),
+        }
+
     return {
         "pc": pcs / max(pcs.sum(), 1),
-        "density": len(notes) / seconds,
-        "pitch": float(notes[:, PITCH].mean()) if len(notes) else float("nan"),
-        "velocity": float(notes[:, VELOCITY].mean()) if len(notes) else float("nan"),
+        **part(0.0, seconds),
+        "polyphony": float(durations.sum() / seconds),  # time-averaged notes sounding
+        "first": part(0.0, EDGE),
+        "last": part(seconds - EDGE, seconds),
     }
+
+
+def densest_onset(notes: np.ndarray) -> int:
+    """The most notes sharing one onset on the 10 ms grid."""
+    if not len(notes):
+        return 0
+    return int(np.unique(np.round(notes[:, ONSET] * 100), return_counts=True)[1].max())
 
 
 def js_bits(p: np.ndarray, q: np.ndarray) -> float:
@@ -41,67 +69,74 @@ def js_bits(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * kl(p, m) + 0.5 * kl(q, m)
 
 
+def mean(rows: list[dict], *keys: str) -> float:
+    values = []
+    for row in rows:
+        for key in keys:
+            row = row[key]
+        values.append(row)
+    return round(float(np.nanmean(values)), 3)
+
+
+def summarise(rows: list[dict], side: str) -> dict:
+    out = {
+        key: mean(rows, side, key)
+        for key in ("density", "velocity", "median_duration", "polyphony")
+    }
+    for key in ("density", "velocity", "median_duration"):
+        out[f"{key}_first_5s"] = mean(rows, side, "first", key)
+        out[f"{key}_last_5s"] = mean(rows, side, "last", key)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", required=True)
-    parser.add_argument("--pieces", type=int, default=24)
-    parser.add_argument("--checkpoint")
+    parser.add_argument("--pieces", type=int, default=32)
+    parser.add_argument("--checkpoint", action="append", help="repeatable; default: both bundled")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    studio = Studio.load(args.checkpoint)
     test = [p for p in list_pieces(args.data) if p.split == "test"]
     chosen = [test[i] for i in np.linspace(0, len(test) - 1, args.pieces).astype(int)]
-    rows = []
+    prompts = []
     for piece in chosen:
         perf = read_midi(Path(args.data) / piece.path, isolate=False)
         try:
-            real = prompt_window(perf, 80.0, 100.0)
-            config = SamplingConfig(seconds=20, seed=args.seed)
-            result = studio.continue_midi(perf, config, 60.0, 80.0)[0].continuation
+            window = prompt_window(perf, *PROMPT)
+            real = prompt_window(perf, PROMPT[1], PROMPT[1] + LENGTH)
         except MusicgenError:
             continue  # piece too short
-        generated = result.continuation.notes
-        rows.append(
-            {
-                "piece": piece.title,
-                "composer": piece.composer,
-                "real": features(real.notes, 20.0),
-                "generated": features(generated, 20.0),
-            }
-        )
-    shuffled = rows[1:] + rows[:1]  # each piece's real continuation vs another piece's
-    js_model = [js_bits(r["real"]["pc"], r["generated"]["pc"]) for r in rows]
-    js_other = [js_bits(r["real"]["pc"], o["real"]["pc"]) for r, o in zip(rows, shuffled)]
+        prompts.append((piece, window, features(real.notes, LENGTH)))
+    shuffled = prompts[1:] + prompts[:1]  # each piece's real continuation vs another piece's
+    js_other = [js_bits(p[2]["pc"], o[2]["pc"]) for p, o in zip(prompts, shuffled)]
     summary = {
-        "pieces": len(rows),
-        "pitch_class_js_bits": {
-            "model_vs_real": round(float(np.mean(js_model)), 4),
-            "other_piece_vs_real": round(float(np.mean(js_other)), 4),
-        },
-        "notes_per_second": {
-            "real": round(float(np.mean([r["real"]["density"] for r in rows])), 2),
-            "generated": round(float(np.mean([r["generated"]["density"] for r in rows])), 2),
-            "correlation": round(
-                float(
-                    np.corrcoef(
-                        [r["real"]["density"] for r in rows],
-                        [r["generated"]["density"] for r in rows],
-                    )[0, 1]
-                ),
-                3,
-            ),
-        },
-        "mean_pitch": {
-            "real": round(float(np.nanmean([r["real"]["pitch"] for r in rows])), 1),
-            "generated": round(float(np.nanmean([r["generated"]["pitch"] for r in rows])), 1),
-        },
-        "mean_velocity": {
-            "real": round(float(np.nanmean([r["real"]["velocity"] for r in rows])), 1),
-            "generated": round(float(np.nanmean([r["generated"]["velocity"] for r in rows])), 1),
-        },
-        "checkpoint": studio.name,
+        "pieces": len(prompts),
+        "prompt_seconds": PROMPT,
+        "continuation_seconds": LENGTH,
         "seed": args.seed,
+        "real": summarise([{"real": p[2]} for p in prompts], "real"),
+        "pitch_class_js_bits_other_piece_vs_real": round(float(np.mean(js_other)), 4),
+        "models": {},
     }
+    checkpoints = args.checkpoint or [str(d) for d in BUNDLED_CHECKPOINTS]
+    for checkpoint in checkpoints:
+        studio = Studio.load(checkpoint)
+        rows, piles = [], []
+        for _piece, window, real in prompts:
+            config = SamplingConfig(seconds=LENGTH, seed=args.seed)
+            result = studio.continue_midi(window, config, 0.0, None)[0].continuation
+            start = float(window.notes[:, ONSET].max())  # the continuation's time origin
+            generated = result.continuation.notes.copy()
+            generated[:, [ONSET, OFFSET]] -= start
+            piles.append(densest_onset(result.continuation.notes))
+            rows.append({"real": real, "generated": features(generated, LENGTH)})
+        js_model = [js_bits(r["real"]["pc"], r["generated"]["pc"]) for r in rows]
+        summary["models"][studio.name] = {
+            **summarise(rows, "generated"),
+            "pitch_class_js_bits_vs_real": round(float(np.mean(js_model)), 4),
+            "densest_onset": max(piles),
+            "densest_onset_limit": MAX_NOTES_PER_ONSET,
+        }
     print(json.dumps(summary))
 
 

@@ -25,9 +25,9 @@ MAX_SECONDS = 120.0
 MAX_CANDIDATES = 4  # what the studio offers at once
 MAX_BATCH = 16  # candidates one sampling run takes (the GPU bench measures 16)
 MAX_TOKENS_PER_SECOND = 100  # MAESTRO's densest minutes stay under ~90 tokens/s
-# At most this many notes at one onset (see the model card: the densest onset of MAESTRO train)
-# generation never goes beyond it.
-MAX_NOTES_PER_ONSET = 16
+# The densest onset of MAESTRO's train split (10 ms grid): 10 notes (model card, "Generation");
+# generation never strikes more at one onset.
+MAX_NOTES_PER_ONSET = 10
 
 
 @dataclass(frozen=True)

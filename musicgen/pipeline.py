@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -13,7 +14,7 @@ from pathlib import Path
 import torch
 
 from . import device as devices
-from .checkpoint import load_checkpoint, resolve
+from .checkpoint import BUNDLED_CHECKPOINTS, WEIGHTS_FILE, load_checkpoint, resolve
 from .errors import MusicgenError
 from .generate import Continuation, Progress, SamplingConfig, continue_performance
 from .midi import Performance, prompt_window, write_midi
@@ -55,6 +56,19 @@ class Studio:
             time.perf_counter() - started,
         )
         return cls(model, tokenizer, meta, dev, directory.name)
+
+    @classmethod
+    def load_all(cls, device: str | None = None) -> list[Studio]:
+        """$MUSICGEN_CHECKPOINT alone when it is set; otherwise every bundled checkpoint that is
+        installed, the default (best music) first."""
+        if os.environ.get("MUSICGEN_CHECKPOINT"):
+            return [cls.load(None, device)]
+        installed = [d for d in BUNDLED_CHECKPOINTS if (d / WEIGHTS_FILE).is_file()]
+        return [cls.load(d, device) for d in installed] or [cls.load(None, device)]
+
+    @property
+    def parameters(self) -> int:
+        return self.model.num_params()
 
     @property
     def composers(self) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InvalidMidiError
+from .errors import InvalidMidiError, InvalidParameterError
 from .generate import Progress, SamplingConfig
 from .midi import MAX_FILE_BYTES, Performance, prompt_window, read_midi
 from .pianoroll import draw
@@ -67,9 +67,14 @@ class Outcome:
 
 class Service:
     def __init__(
-        self, studio: Studio, output_root: str | Path | None = None, max_age_s: float = 3600.0
+        self,
+        studios: Studio | list[Studio],
+        output_root: str | Path | None = None,
+        max_age_s: float = 3600.0,
     ):
-        self.studio = studio
+        studios = [studios] if isinstance(studios, Studio) else list(studios)
+        self.studios = {s.name: s for s in studios}  # the default first
+        self.studio = studios[0]
         root = output_root or Path(tempfile.gettempdir()) / "musicgen-outputs"
         self.output_root = Path(root).resolve()
         self.output_root.mkdir(parents=True, exist_ok=True)
@@ -111,6 +116,16 @@ class Service:
             return None
         return self.studio.renderer.render_wav(perf, path)
 
+    def model(self, name: str | None) -> Studio:
+        """The studio of a loaded checkpoint by name (None or blank: the default)."""
+        if name is None or str(name).strip() == "":
+            return self.studio
+        if name not in self.studios:
+            raise InvalidParameterError(
+                f"Unknown model '{name}': choose one of {', '.join(self.studios)}."
+            )
+        return self.studios[name]
+
     # ----- requests
 
     def preview(self, path, start: float | None, end: float | None) -> Preview:
@@ -135,10 +150,12 @@ class Service:
         end: float | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        model: str | None = None,
     ) -> Outcome:
+        studio = self.model(model)
         perf = self.read_prompt(path)
         started = time.perf_counter()
-        results = self.studio.continue_midi(
+        results = studio.continue_midi(
             perf, config, _none_if_blank(start), _none_if_blank(end), on_progress, should_stop
         )
         stopped = bool(should_stop and should_stop())

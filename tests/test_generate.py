@@ -5,8 +5,16 @@ import pytest
 import torch
 
 from musicgen.errors import InvalidParameterError
-from musicgen.generate import SamplingConfig, continue_performance, filter_logits, sample_tokens
-from musicgen.midi import ONSET, read_midi
+from musicgen.checkpoint import REPO_ROOT, load_checkpoint
+from musicgen.generate import (
+    MAX_NOTES_PER_ONSET,
+    SamplingConfig,
+    continue_performance,
+    filter_logits,
+    sample_tokens,
+)
+from musicgen.midi import ONSET, prompt_window, read_midi
+from musicgen.tokenizer import NOTE_PITCH
 
 
 def test_top_k_keeps_exactly_the_k_largest():
@@ -143,3 +151,49 @@ def test_bad_parameters_are_rejected(kwargs):
 def test_numpy_parameters_are_normalised():
     config = SamplingConfig(seconds=np.float32(5), top_k=np.int64(3), seed=np.int64(9))
     assert type(config.top_k) is int and type(config.seconds) is float and config.seed == 9
+
+
+def densest_onset(tok, ids: np.ndarray) -> int:
+    onset = np.cumsum(tok.shift_seconds[ids] > 0)  # onset number of every token
+    pitches = onset[tok.kind[ids] == NOTE_PITCH]
+    return int(np.bincount(pitches).max()) if len(pitches) else 0
+
+
+def assert_ends_cleanly(tok, prompt, ids_per_candidate, config):
+    """The pile-up invariants: each continuation ends by itself within one 10 ms grid step of
+    its length (never at the token cap), and no onset holds more than MAESTRO's densest."""
+    for ids in ids_per_candidate:
+        assert config.seconds - 0.01 < tok.seconds_of(ids) <= config.seconds + 1e-6
+        assert len(ids) < config.max_new_tokens
+        assert densest_onset(tok, np.concatenate([prompt, ids])) <= MAX_NOTES_PER_ONSET
+
+
+def test_random_model_never_piles_up_and_ends_at_its_length(tiny_model, midi_files):
+    # A random-weight model picks the coarse shifts above 1 s (off the 10 ms grid) all the time:
+    # the case that used to leave < 10 ms to fill and stack notes on one onset until the cap.
+    model, tok = tiny_model
+    for seed in range(24):
+        prompt = tok.encode(read_midi(midi_files[seed % len(midi_files)]))[-40:]
+        config = SamplingConfig(seconds=[3.0, 7.3, 12.5][seed % 3], seed=seed, num_candidates=4)
+        assert_ends_cleanly(tok, prompt, sample_tokens(model, tok, prompt, config), config)
+
+
+def test_a_pitch_is_struck_once_per_onset(tiny_model):
+    model, tok = tiny_model
+    for seed in range(8):
+        ids = sample_tokens(model, tok, np.zeros(0, int), SamplingConfig(seconds=20, seed=seed))[0]
+        onset = np.cumsum(tok.shift_seconds[ids] > 0)
+        is_pitch = tok.kind[ids] == NOTE_PITCH
+        pairs = list(zip(onset[is_pitch], ids[is_pitch]))
+        assert len(pairs) == len(set(pairs))
+
+
+@pytest.mark.parametrize("name", ["maestro-base", "maestro-small"])
+def test_bundled_models_end_cleanly_on_the_examples(name):
+    # The Bach example at seed 0 is where the pile-up was first heard.
+    model, tok, _ = load_checkpoint(REPO_ROOT / "checkpoints" / name)
+    examples = sorted((REPO_ROOT / "examples").glob("*.mid"))
+    for i, path in enumerate(examples[:: 4 if name == "maestro-base" else 2]):
+        prompt = tok.encode(prompt_window(read_midi(path), None, None))
+        config = SamplingConfig(seconds=3.0, seed=i, num_candidates=4)
+        assert_ends_cleanly(tok, prompt, sample_tokens(model, tok, prompt, config), config)
