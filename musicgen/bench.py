@@ -12,14 +12,16 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import device as devices
+from . import onnx_step
 from .checkpoint import BUNDLED_CHECKPOINTS, REPO_ROOT, load_checkpoint, resolve
-from .generate import SamplingConfig, sample_tokens
+from .generate import Decoder, SamplingConfig, sample_tokens, torch_decoder
 from .midi import read_midi
 
 PROMPT = REPO_ROOT / "examples" / "chopin-etude-op-10-no-12.mid"
@@ -52,12 +54,12 @@ def _machine(device: torch.device) -> dict:
     }
 
 
-def _time_generation(model, tok, prompt, config, repeats, **decode) -> dict:
-    """Best of `repeats` runs of sample_tokens (decode: its static_cache / compile_step)."""
+def _time_generation(model, tok, prompt, config, repeats, decoder) -> dict:
+    """Best of `repeats` runs of sample_tokens with `decoder`."""
     best = None
     for _ in range(repeats):
         started = time.perf_counter()
-        out = sample_tokens(model, tok, prompt, config, **decode)
+        out = sample_tokens(model, tok, prompt, config, decoder=decoder)
         wall = time.perf_counter() - started
         if best is None or wall < best["wall_s"]:
             music = float(np.mean([tok.seconds_of(ids) for ids in out]))
@@ -157,16 +159,16 @@ def _tokenize_all(data: str) -> dict:
     }
 
 
-def decode_paths(device: torch.device) -> dict[str, dict]:
-    """The decoding paths compared on a device: name -> sample_tokens' decode arguments. The
-    first is the default path; on a GPU the growing cache (the old path) is the baseline."""
+def decode_paths(device: torch.device) -> dict[str, Callable]:
+    """The decoding paths compared on a device: name -> Decoder factory. The first is PyTorch's
+    eager float32 path, the baseline of the others."""
+    paths = {"torch-eager": torch_decoder}
     if device.type == "cpu":
-        return {"eager_dynamic_cache": {}}
-    return {
-        "eager_static_cache": {},
-        "compiled_static_cache": {"compile_step": True},
-        "eager_dynamic_cache": {"static_cache": False},
-    }
+        if onnx_step.available():
+            paths["onnx-int8"] = lambda model: Decoder("onnx-int8", onnx_step.OnnxDecoder(model))
+    else:
+        paths["torch-compiled"] = lambda model: torch_decoder(model, compile_step=True)
+    return paths
 
 
 def _bench_checkpoint(
@@ -194,16 +196,19 @@ def _bench_checkpoint(
             times.append(time.perf_counter() - t0)
         result["prefill"] = {"tokens": int(x.size(1)), "seconds": round(min(times), 4)}
 
-    for name, decode in decode_paths(dev).items():
+    for name, make in decode_paths(dev).items():
         if paths and name not in paths:
             continue
         path = result.setdefault(name, {})
         try:
+            started = time.perf_counter()
+            decoder = make(model)
+            path["setup_s"] = round(time.perf_counter() - started, 3)
             for batch in batches:
                 config = SamplingConfig(seconds=seconds, seed=0, num_candidates=batch)
-                _time_generation(model, tok, prompt, config, 1, **decode)  # warm-up / compile
+                _time_generation(model, tok, prompt, config, 1, decoder)  # warm-up / compile
                 path[f"batch{batch}"] = _time_generation(
-                    model, tok, prompt, config, repeats, **decode
+                    model, tok, prompt, config, repeats, decoder
                 )
             if "batch1" in path and "batch4" in path:
                 path["batch4_cost_vs_batch1"] = round(

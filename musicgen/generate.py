@@ -9,6 +9,8 @@ everything inside the new window).
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,10 +23,15 @@ from .midi import Performance, merge
 from .model import MusicTransformer
 from .tokenizer import EXPECT_ONSET, NOTE_PITCH, PerformanceTokenizer
 
+log = logging.getLogger(__name__)
+
+DECODER_SETTINGS = ("auto", "torch", "onnx-int8", "torch-compiled")
 MAX_SECONDS = 120.0
 MAX_CANDIDATES = 4  # what the studio offers at once
 MAX_BATCH = 16  # candidates one sampling run takes (the GPU bench measures 16)
-MAX_TOKENS_PER_SECOND = 100  # MAESTRO's densest minutes stay under ~90 tokens/s
+# The token cap of a request, a safety bound that music never reaches: above the densest stretch
+# of MAESTRO's train split at every length (3 s: 686 tokens, 10 s: 1,618, 60 s: 6,826).
+MAX_TOKENS_PER_SECOND, TOKEN_ALLOWANCE = 120, 600
 # The densest onset of MAESTRO's train split (10 ms grid): 10 notes (model card, "Generation");
 # generation never strikes more at one onset.
 MAX_NOTES_PER_ONSET = 10
@@ -73,7 +80,7 @@ class SamplingConfig:
 
     @property
     def max_new_tokens(self) -> int:
-        return int(self.seconds * MAX_TOKENS_PER_SECOND) + 16
+        return int(self.seconds * MAX_TOKENS_PER_SECOND) + TOKEN_ALLOWANCE
 
 
 @dataclass(frozen=True)
@@ -112,21 +119,67 @@ class _Tables:
         self.min_shift = float(tok.shift_seconds[tok.shift_seconds > 0].min())
 
 
-def decoder_for(model: MusicTransformer, static_cache: bool | None = None, compile_step=False):
-    """(static cache?, step function) for the model's device (static_cache None: by device).
+@dataclass(frozen=True)
+class Decoder:
+    """How decoding steps run: step(idx (B, 1), position (1,), cache) -> logits (B, vocab), and
+    whether the cache it needs is static (see KVCache)."""
 
-    On a GPU the cache is static: attention always spans the whole buffer (masked), so kernels
-    see one shape and are planned once; with a growing key length they were re-planned for every
-    token, which made cached decoding slower than recomputing the window. `compile_step`
-    captures the step with torch.compile (CUDA graphs on CUDA). On a CPU the dynamic cache is
-    faster eager: attending over empty slots costs more than the shape changes.
-    """
-    static = model.embed.weight.device.type != "cpu" if static_cache is None else static_cache
-    step = model.decode_step
-    if compile_step:
-        mode = "reduce-overhead" if model.embed.weight.device.type == "cuda" else None
-        step = torch.compile(step, mode=mode, fullgraph=True, dynamic=False)
-    return static, step
+    name: str
+    step: Callable
+    static_cache: bool = False
+
+
+def torch_decoder(model: MusicTransformer, compile_step: bool = False) -> Decoder:
+    """The model's own decode_step, eager on a dynamic cache (the fastest eager path on CPUs and,
+    measured on an H100, on GPUs too), or compiled with torch.compile on a static cache, whose
+    fixed shapes let CUDA graphs replay the step (mode "reduce-overhead")."""
+    if not compile_step:
+        return Decoder("torch-eager", model.decode_step)
+    mode = "reduce-overhead" if model.embed.weight.device.type == "cuda" else None
+    step = torch.compile(model.decode_step, mode=mode, fullgraph=True, dynamic=False)
+    return Decoder("torch-compiled", step, static_cache=True)
+
+
+def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decoder:
+    """The decoder a studio uses: $MUSICGEN_DECODER or `setting` ("torch", "onnx-int8",
+    "torch-compiled"), else by measurement: on a CPU with ONNX Runtime installed, the faster of
+    PyTorch float32 and int8 ONNX Runtime over a few steps (machines differ: measure, do not
+    assume); elsewhere PyTorch eager."""
+    from . import onnx_step
+
+    setting = setting or os.environ.get("MUSICGEN_DECODER") or "auto"
+    if setting not in DECODER_SETTINGS:
+        raise InvalidParameterError(
+            f"Unknown decoder '{setting}': choose one of {', '.join(DECODER_SETTINGS)}."
+        )
+    cpu = model.embed.weight.device.type == "cpu"
+    if setting == "torch" or (setting == "auto" and (not cpu or not onnx_step.available())):
+        return torch_decoder(model)
+    if setting == "torch-compiled":
+        return torch_decoder(model, compile_step=True)
+    if not cpu:
+        raise InvalidParameterError("The onnx-int8 decoder runs on the CPU only.")
+    fast = Decoder("onnx-int8", onnx_step.OnnxDecoder(model))
+    if setting == "onnx-int8":
+        return fast
+    eager = torch_decoder(model)
+    timed = {d: _seconds_per_step(model, d) for d in (eager, fast)}
+    log.info("decoder: %s", ", ".join(f"{d.name} {t * 1e3:.1f} ms/step" for d, t in timed.items()))
+    return min(timed, key=timed.get)
+
+
+@torch.inference_mode()
+def _seconds_per_step(model: MusicTransformer, decoder: Decoder, steps=8) -> float:
+    cached = min(256, model.config.block_size // 2)
+    x = torch.zeros(1, cached + steps, dtype=torch.long, device=model.embed.weight.device)
+    cache = model.new_cache(1, decoder.static_cache)
+    model.prefill(x[:, :cached], cache)
+    times = []
+    for i in range(cached, cached + steps):
+        started = time.perf_counter()
+        decoder.step(x[:, i : i + 1], torch.tensor([i]), cache)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times[2:]))
 
 
 def _struck_at_last_onset(tok: PerformanceTokenizer, ids: np.ndarray) -> np.ndarray:
@@ -144,8 +197,7 @@ def sample_tokens(
     config: SamplingConfig,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    static_cache: bool | None = None,
-    compile_step: bool = False,
+    decoder: Decoder | None = None,
 ) -> list[np.ndarray]:
     """Continuation token ids for each candidate (prompt not included).
 
@@ -179,14 +231,14 @@ def sample_tokens(
     done = torch.zeros(B, dtype=torch.bool, device=device)
     prefix_t = torch.tensor(prefix, device=device, dtype=torch.long).repeat(B, 1)
     bos = torch.full((B, 1), tok.bos_id, device=device)
-    static, step = decoder_for(model, static_cache, compile_step)
+    decoder = decoder or torch_decoder(model)
 
     def context(n: int) -> torch.Tensor:
         """[composer] + the last n tokens (BOS when there is nothing yet)."""
         recent = history[:, max(0, length - n) : length]
         return torch.cat([prefix_t, recent if recent.size(1) or prefix else bos], dim=1)
 
-    cache = model.new_cache(B, static)
+    cache = model.new_cache(B, decoder.static_cache)
     x = context(first - len(prefix))
     logits = model.prefill(x, cache)
     position = x.size(1)  # the cache slot of the next token
@@ -224,7 +276,7 @@ def sample_tokens(
             logits, position = model.prefill(x, cache), x.size(1)
         else:
             pos = torch.tensor([position], device=device)
-            logits = step(next_id[:, None], pos, cache)
+            logits = decoder.step(next_id[:, None], pos, cache)
             position += 1
 
     continuation = history[:, P:length].cpu().numpy()
@@ -247,13 +299,14 @@ def continue_performance(
     config: SamplingConfig,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    decoder: Decoder | None = None,
 ) -> list[Continuation]:
     """One Continuation per candidate: the prompt as given, the new notes, and both together."""
     prompt_ids = tok.encode(prompt)
     # Continuation tokens are relative to the last prompt onset on the 10 ms grid.
     origin = tok.seconds_of(prompt_ids)
     results = []
-    for ids in sample_tokens(model, tok, prompt_ids, config, on_progress, should_stop):
+    for ids in sample_tokens(model, tok, prompt_ids, config, on_progress, should_stop, decoder):
         cont = tok.decode(ids)
         cont = merge(Performance(np.zeros((0, 4))), cont, origin)
         results.append(Continuation(prompt, cont, merge(prompt, cont, 0.0), len(ids)))

@@ -16,7 +16,7 @@ import torch
 from . import device as devices
 from .checkpoint import BUNDLED_CHECKPOINTS, WEIGHTS_FILE, load_checkpoint, resolve
 from .errors import MusicgenError
-from .generate import Continuation, Progress, SamplingConfig, continue_performance
+from .generate import Continuation, Progress, SamplingConfig, choose_decoder, continue_performance
 from .midi import Performance, prompt_window, write_midi
 from .pianoroll import draw
 from .synth import Renderer
@@ -37,9 +37,9 @@ class Result:
 
 
 class Studio:
-    def __init__(self, model, tokenizer, meta: dict, device: torch.device, name: str):
+    def __init__(self, model, tokenizer, meta: dict, device: torch.device, name: str, decoder):
         self.model, self.tokenizer, self.meta = model, tokenizer, meta
-        self.device, self.name = device, name
+        self.device, self.name, self.decoder = device, name, decoder
         self._renderer: Renderer | None = None
         self._renderer_error: MusicgenError | None = None
 
@@ -49,13 +49,15 @@ class Studio:
         dev = devices.pick_device(device)
         started = time.perf_counter()
         model, tokenizer, meta = load_checkpoint(directory, dev, devices.inference_dtype(dev))
+        decoder = choose_decoder(model)
         log.info(
-            "loaded %s on %s in %.2f s",
+            "loaded %s on %s in %.2f s, decoding with %s",
             directory.name,
             devices.describe(dev),
             time.perf_counter() - started,
+            decoder.name,
         )
-        return cls(model, tokenizer, meta, dev, directory.name)
+        return cls(model, tokenizer, meta, dev, directory.name, decoder)
 
     @classmethod
     def load_all(cls, device: str | None = None) -> list[Studio]:
@@ -105,11 +107,12 @@ class Studio:
         window = prompt_window(prompt, prompt_start, prompt_end)
         started = time.perf_counter()
         continuations = continue_performance(
-            self.model, self.tokenizer, window, config, on_progress, should_stop
+            self.model, self.tokenizer, window, config, on_progress, should_stop, self.decoder
         )
         took = time.perf_counter() - started
         settings = asdict(config) | {
             "checkpoint": self.name,
+            "decoder": self.decoder.name,
             "prompt_start": prompt_start,
             "prompt_end": prompt_end,
             "prompt_seconds": round(window.duration, 3),

@@ -6,9 +6,11 @@ from musicgen.bench import run_benchmarks
 def test_quick_benchmark_reports_every_figure(tiny_checkpoint):
     result = json.loads(json.dumps(run_benchmarks([tiny_checkpoint], "cpu", quick=True)))
     figures = result["checkpoints"][tiny_checkpoint.name]
-    for batch in ("batch1", "batch4"):
-        run = figures["eager_dynamic_cache"][batch]
-        assert run["tokens_per_s"] > 0 and run["wall_s"] > 0 and run["real_time_factor"] > 0
+    for path in ("torch-eager", "onnx-int8"):
+        for batch in ("batch1", "batch4"):
+            run = figures[path][batch]
+            assert run["tokens_per_s"] > 0 and run["wall_s"] > 0 and run["real_time_factor"] > 0
+        assert figures[path]["batch4_cost_vs_batch1"] > 0
     assert figures["recompute_batch1_64_tokens"]["tokens_per_s"] > 0
     assert figures["cache_speedup_vs_recompute"] > 0
     assert figures["model_load_s"] >= 0 and figures["prefill"]["tokens"] > 0

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from musicgen.errors import InvalidParameterError
 from musicgen.checkpoint import REPO_ROOT, load_checkpoint
+from musicgen.errors import InvalidParameterError
 from musicgen.generate import (
     MAX_NOTES_PER_ONSET,
+    Decoder,
     SamplingConfig,
     continue_performance,
     filter_logits,
@@ -100,8 +101,9 @@ def test_static_and_dynamic_caches_give_the_same_tokens(tiny_model, midi_files):
     model, tok = tiny_model
     prompt = tok.encode(read_midi(midi_files[0]))[:30]
     config = SamplingConfig(seconds=120, seed=5)  # rows differ by ulps: same draws, same tokens
-    dynamic = sample_tokens(model, tok, prompt, config, static_cache=False)[0]
-    static = sample_tokens(model, tok, prompt, config, static_cache=True)[0]
+    dynamic = sample_tokens(model, tok, prompt, config)[0]
+    static_cache = Decoder("static", model.decode_step, static_cache=True)
+    static = sample_tokens(model, tok, prompt, config, decoder=static_cache)[0]
     assert len(dynamic) > model.config.block_size  # through a slide of the window
     assert np.array_equal(dynamic, static)
 

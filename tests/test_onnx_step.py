@@ -1,0 +1,52 @@
+"""The ONNX Runtime decoding step against the model's own (the CPU's fast path)."""
+
+import numpy as np
+import pytest
+import torch
+
+from musicgen.errors import InvalidParameterError
+from musicgen.generate import Decoder, SamplingConfig, choose_decoder, sample_tokens
+from musicgen.midi import read_midi
+from musicgen.onnx_step import OnnxDecoder
+
+
+def step_logits(model, step, x, start=20):
+    cache = model.new_cache(x.size(0))
+    model.prefill(x[:, :start], cache)
+    return torch.stack(
+        [step(x[:, i : i + 1], torch.tensor([i]), cache) for i in range(start, x.size(1))], 1
+    )
+
+
+@torch.inference_mode()
+def test_float32_graphs_compute_what_the_model_computes(tiny_model):
+    model, tok = tiny_model
+    x = torch.randint(0, tok.vocab_size, (3, 50))
+    expected = step_logits(model, model.decode_step, x)
+    torch.testing.assert_close(
+        step_logits(model, OnnxDecoder(model, quantize=False), x), expected, atol=1e-4, rtol=1e-4
+    )
+    int8 = step_logits(model, OnnxDecoder(model), x)  # weights and activations quantized
+    assert not torch.equal(int8, expected)
+    assert (int8.softmax(-1) - expected.softmax(-1)).abs().max() < 0.05
+
+
+def test_float32_graphs_sample_the_same_tokens(tiny_model, midi_files):
+    model, tok = tiny_model
+    prompt = tok.encode(read_midi(midi_files[1]))[:40]
+    config = SamplingConfig(seconds=30, seed=3, num_candidates=2)
+    onnx = Decoder("onnx-fp32", OnnxDecoder(model, quantize=False))
+    expected = sample_tokens(model, tok, prompt, config)
+    for a, b in zip(sample_tokens(model, tok, prompt, config, decoder=onnx), expected):
+        assert np.array_equal(a, b)
+
+
+def test_decoder_setting(tiny_model, monkeypatch):
+    model, _ = tiny_model
+    assert choose_decoder(model, "torch").name == "torch-eager"
+    assert choose_decoder(model, "onnx-int8").name == "onnx-int8"
+    assert choose_decoder(model).name in ("torch-eager", "onnx-int8")  # measured
+    monkeypatch.setenv("MUSICGEN_DECODER", "torch")
+    assert choose_decoder(model).name == "torch-eager"
+    with pytest.raises(InvalidParameterError, match="onnx-int8"):
+        choose_decoder(model, "fastest")
