@@ -28,7 +28,7 @@ from musicgen.data import list_pieces  # noqa: E402
 from musicgen.errors import MusicgenError  # noqa: E402
 from musicgen.generate import MAX_NOTES_PER_ONSET, SamplingConfig  # noqa: E402
 from musicgen.midi import OFFSET, ONSET, PITCH, VELOCITY, prompt_window, read_midi  # noqa: E402
-from musicgen.pipeline import Studio  # noqa: E402
+from musicgen.studio import Model  # noqa: E402
 
 PROMPT, LENGTH, EDGE = (60.0, 80.0), 20.0, 5.0  # seconds
 
@@ -120,18 +120,18 @@ def main() -> None:
     }
     checkpoints = args.checkpoint or [str(d) for d in BUNDLED_CHECKPOINTS]
     for checkpoint in checkpoints:
-        studio = Studio.load(checkpoint)
+        model = Model.load(checkpoint)
         rows, piles = [], []
         for _piece, window, real in prompts:
             config = SamplingConfig(seconds=LENGTH, seed=args.seed)
-            result = studio.continue_midi(window, config, 0.0, None)[0].continuation
+            added = model.continue_window(window, config)[0].added
             start = float(window.notes[:, ONSET].max())  # the continuation's time origin
-            generated = result.continuation.notes.copy()
+            generated = added.notes.copy()
             generated[:, [ONSET, OFFSET]] -= start
-            piles.append(densest_onset(result.continuation.notes))
+            piles.append(densest_onset(added.notes))
             rows.append({"real": real, "generated": features(generated, LENGTH)})
         js_model = [js_bits(r["real"]["pc"], r["generated"]["pc"]) for r in rows]
-        summary["models"][studio.name] = {
+        summary["models"][model.name] = {
             **summarise(rows, "generated"),
             "pitch_class_js_bits_vs_real": round(float(np.mean(js_model)), 4),
             "densest_onset": max(piles),

@@ -12,11 +12,11 @@ from .errors import MusicgenError
 
 
 def _generate(args) -> int:
+    import shutil
+
     from tqdm import tqdm
 
-    from .generate import SamplingConfig
-    from .midi import read_midi
-    from .pipeline import Studio
+    from .studio import SamplingConfig, Studio
 
     config = SamplingConfig(
         seconds=args.seconds,
@@ -24,13 +24,9 @@ def _generate(args) -> int:
         top_k=args.top_k,
         top_p=args.top_p,
         seed=args.seed,
-        num_candidates=1,
         composer=args.composer,
     )
-    studio = Studio.load(args.checkpoint, args.device)
-    prompt = read_midi(args.prompt)
-    for warning in prompt.warnings:
-        logging.warning(warning)
+    studio = Studio.load([args.checkpoint], args.device)
     bar = tqdm(total=round(config.seconds, 1), unit="s of music", desc="generating")
 
     def on_progress(p):
@@ -38,15 +34,26 @@ def _generate(args) -> int:
         bar.set_postfix(tok_s=f"{p.tokens_per_second:,.0f}")
         bar.refresh()
 
-    result = studio.continue_midi(
-        prompt, config, args.prompt_start, args.prompt_end, on_progress=on_progress
-    )[0]
+    outcome = studio.generate(
+        args.prompt,
+        config,
+        args.prompt_start,
+        args.prompt_end,
+        on_progress=on_progress,
+        audio=args.wav is not None,
+    )
     bar.close()
-    studio.write_result(result, args.output, wav=args.wav)
+    for note in outcome.notes:
+        logging.warning(note)
+    files = outcome.candidates[0]
+    shutil.copyfile(files.midi, args.output)
+    if args.wav is not None and files.wav is not None:
+        shutil.copyfile(files.wav, args.wav)
+    added = len(outcome.results[0].continuation.added)
     print(
         f"wrote {args.output}"
-        + (f" and {args.wav}" if args.wav else "")
-        + f" ({len(result.continuation.continuation)} new notes, seed {config.seed})"
+        + (f" and {args.wav}" if files.wav else "")
+        + f" ({added} new notes, seed {config.seed})"
     )
     return 0
 
@@ -101,6 +108,8 @@ def _bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .studio import SamplingConfig  # its defaults are the command's defaults
+
     parser = argparse.ArgumentParser(prog="python -m musicgen", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,11 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("prompt", type=Path)
     g.add_argument("-o", "--output", type=Path, required=True, help="prompt + continuation MIDI")
     g.add_argument("--wav", type=Path, help="also render the result to a 44.1 kHz WAV")
-    g.add_argument("--seconds", type=float, default=20.0, help="seconds of music to add")
-    g.add_argument("--temperature", type=float, default=1.0)
-    g.add_argument("--top-k", type=int, default=0, help="0 turns it off")
-    g.add_argument("--top-p", type=float, default=0.95, help="1 turns it off")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument(
+        "--seconds", type=float, default=SamplingConfig.seconds, help="seconds of music to add"
+    )
+    g.add_argument("--temperature", type=float, default=SamplingConfig.temperature)
+    g.add_argument("--top-k", type=int, default=SamplingConfig.top_k, help="0 turns it off")
+    g.add_argument("--top-p", type=float, default=SamplingConfig.top_p, help="1 turns it off")
+    g.add_argument("--seed", type=int, default=SamplingConfig.seed)
     g.add_argument("--composer", help="composer style token of the checkpoint, if any")
     g.add_argument("--prompt-start", type=float, help="seconds (default: 30 s before the end)")
     g.add_argument("--prompt-end", type=float, help="seconds (default: the end of the file)")

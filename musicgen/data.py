@@ -228,7 +228,7 @@ class WindowSampler:
     def window(self, rng: np.random.Generator) -> np.ndarray:
         ids, composer = self.pieces[rng.choice(len(self.pieces), p=self.weights)]
         prefix = []
-        composer_id = self.tok.composer_id(composer)
+        composer_id = self.tok.composer_id(composer) if composer in self.tok.composers else None
         if composer_id is not None and rng.random() < self.composer_p:
             prefix = [composer_id]
         n = self.length + 1 - len(prefix)

@@ -26,7 +26,7 @@ from .tokenizer import EXPECT_ONSET, NOTE_PITCH, PerformanceTokenizer
 log = logging.getLogger(__name__)
 
 DECODER_SETTINGS = ("auto", "torch", "onnx-int8", "torch-compiled")
-MAX_SECONDS = 120.0
+MAX_CONTINUATION_SECONDS = 120.0  # the most music one request adds
 MAX_CANDIDATES = 4  # what the studio offers at once
 MAX_BATCH = 16  # candidates one sampling run takes (the GPU bench measures 16)
 # The token cap of a request, a safety bound that music never reaches: above the densest stretch
@@ -49,8 +49,10 @@ class SamplingConfig:
 
     def __post_init__(self):
         seconds = check_number("seconds", self.seconds)
-        if not 0.5 <= seconds <= MAX_SECONDS:
-            raise InvalidParameterError(f"seconds must be between 0.5 and {MAX_SECONDS:.0f}.")
+        if not 0.5 <= seconds <= MAX_CONTINUATION_SECONDS:
+            raise InvalidParameterError(
+                f"seconds must be between 0.5 and {MAX_CONTINUATION_SECONDS:.0f}."
+            )
         temperature = check_number("temperature", self.temperature)
         if not 0.05 <= temperature <= 2.0:
             raise InvalidParameterError("temperature must be between 0.05 and 2.")
@@ -238,9 +240,11 @@ def sample_tokens(
         recent = history[:, max(0, length - n) : length]
         return torch.cat([prefix_t, recent if recent.size(1) or prefix else bos], dim=1)
 
-    cache = model.new_cache(B, decoder.static_cache)
-    x = context(first - len(prefix))
-    logits = model.prefill(x, cache)
+    # Every candidate starts from the same prompt: prefill it once, then copy the cache per row.
+    cache = model.new_cache(1, decoder.static_cache)
+    x = context(first - len(prefix))[:1]
+    logits = model.prefill(x, cache).expand(B, -1)
+    cache = cache.repeat(B)
     position = x.size(1)  # the cache slot of the next token
     start = time.perf_counter()
     generated = 0
@@ -287,9 +291,10 @@ def sample_tokens(
 @dataclass(frozen=True)
 class Continuation:
     prompt: Performance
-    continuation: Performance  # times relative to the start of the prompt
+    added: Performance  # the new notes, times relative to the start of the prompt
     combined: Performance
     tokens: int
+    seconds: float  # of music added (the time its shifts cover)
 
 
 def continue_performance(
@@ -309,5 +314,6 @@ def continue_performance(
     for ids in sample_tokens(model, tok, prompt_ids, config, on_progress, should_stop, decoder):
         cont = tok.decode(ids)
         cont = merge(Performance(np.zeros((0, 4))), cont, origin)
-        results.append(Continuation(prompt, cont, merge(prompt, cont, 0.0), len(ids)))
+        combined = merge(prompt, cont, 0.0)
+        results.append(Continuation(prompt, cont, combined, len(ids), tok.seconds_of(ids)))
     return results

@@ -26,9 +26,12 @@ log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 4 * 1024 * 1024  # MAESTRO's largest file is ~0.6 MB
 MAX_TRACKS = 512
 MAX_NOTES = 60_000  # MAESTRO's longest performance has ~26k notes
-MAX_SECONDS = 3600.0
+MAX_FILE_SECONDS = 3600.0  # the longest MIDI file accepted
 PARSE_TIMEOUT_S = 10.0
 PIANO_LOW, PIANO_HIGH = 21, 108  # A0..C8
+# MAESTRO's files have no real beat grid: they are written at a nominal 120 qpm, a beat 0.5 s.
+QPM = 120.0
+BEAT_SECONDS = 60.0 / QPM
 # Columns of Performance.notes
 ONSET, OFFSET, PITCH, VELOCITY = range(4)
 
@@ -221,9 +224,9 @@ def validate_notes(notes: np.ndarray, warnings: list[str]) -> Performance:
     if not np.isfinite(notes).all():
         raise InvalidMidiError("The MIDI file has invalid note times.")
     end = float(notes[:, OFFSET].max())
-    if end > MAX_SECONDS:
+    if end > MAX_FILE_SECONDS:
         raise InvalidMidiError(
-            f"The file lasts {end / 60:.0f} min; the limit is {MAX_SECONDS / 60:.0f} min."
+            f"The file lasts {end / 60:.0f} min; the limit is {MAX_FILE_SECONDS / 60:.0f} min."
         )
     pitch = notes[:, PITCH]
     outside = (pitch < PIANO_LOW) | (pitch > PIANO_HIGH)
@@ -276,13 +279,13 @@ def merge(first: Performance, second: Performance, offset: float) -> Performance
 
 
 TICKS_PER_QUARTER = 480
-TICKS_PER_SECOND = TICKS_PER_QUARTER * 2  # at the 120 qpm our files are written at
+TICKS_PER_SECOND = round(TICKS_PER_QUARTER / BEAT_SECONDS)  # our files are written at QPM
 
 
 def to_score(perf: Performance, text: str | None = None) -> symusic.Score:
     """A one-track piano score at 120 qpm (so a beat is 0.5 s, as in MAESTRO)."""
     score = symusic.Score(TICKS_PER_QUARTER)
-    score.tempos.append(symusic.Tempo(0, 120.0))
+    score.tempos.append(symusic.Tempo(0, QPM))
     track = symusic.Track(name="Piano", program=0, is_drum=False)
     ticks = np.round(perf.notes[:, [ONSET, OFFSET]] * TICKS_PER_SECOND).astype(np.int64)
     for (on, off), pitch, vel in zip(

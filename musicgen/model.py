@@ -8,6 +8,7 @@ tensors. The cache is a plain object created per request: the model holds no req
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass
 
@@ -66,6 +67,12 @@ class KVCache:
         self.causal = (
             torch.ones(max_len, max_len, dtype=torch.bool, device=device).tril() if static else None
         )
+
+    def repeat(self, batch: int) -> KVCache:
+        """A cache of `batch` rows, each a copy of this one-row cache."""
+        out = copy.copy(self)
+        out.k, out.v = self.k.repeat(1, batch, 1, 1, 1), self.v.repeat(1, batch, 1, 1, 1)
+        return out
 
     def update(self, layer: int, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
         """Write k, v (B, H, T, hd) at `positions` (T,); return the keys and values to attend."""

@@ -20,12 +20,22 @@ from pathlib import Path
 import numpy as np
 from miditok import TSD, TokenizerConfig
 
-from .errors import CheckpointError
-from .midi import OFFSET, ONSET, PITCH, VELOCITY, Performance, make_performance, to_score
+from .errors import CheckpointError, InvalidParameterError
+from .midi import (
+    BEAT_SECONDS,
+    OFFSET,
+    ONSET,
+    PIANO_HIGH,
+    PIANO_LOW,
+    PITCH,
+    VELOCITY,
+    Performance,
+    make_performance,
+    to_score,
+)
 
 log = logging.getLogger(__name__)
 
-BEAT_SECONDS = 0.5  # 120 qpm
 BEAT_RES = {(0, 2): 50, (2, 4): 24, (4, 8): 12, (8, 16): 6, (16, 32): 3}
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -37,7 +47,7 @@ EXPECT_ONSET, EXPECT_VELOCITY, EXPECT_DURATION = range(3)
 
 def default_config() -> TokenizerConfig:
     return TokenizerConfig(
-        pitch_range=(21, 109),
+        pitch_range=(PIANO_LOW, PIANO_HIGH + 1),  # miditok's range excludes its end
         beat_res=BEAT_RES,
         num_velocities=32,
         use_velocities=True,
@@ -134,10 +144,12 @@ class PerformanceTokenizer:
         self.grammar_allowed, self.grammar_next = allowed, next_state
 
     def composer_id(self, composer: str | None) -> int | None:
+        """The style token of a composer (None or blank: no style); unknown ones are an error."""
         if composer is None or composer == "":
             return None
         if composer not in self.composers:
-            return None
+            known = ", ".join(self.composers) or "none (this model has no style tokens)"
+            raise InvalidParameterError(f"Unknown composer style '{composer}': known are {known}.")
         return self.base_size + self.composers.index(composer)
 
     def grammar_state(self, ids: np.ndarray) -> int:

@@ -52,15 +52,15 @@ def test_outputs_decode_and_last_the_requested_time(tiny_model, midi_files):
     results = continue_performance(model, tok, prompt, config)
     assert len(results) == 3
     for r in results:
-        ids = tok.encode(r.continuation) if len(r.continuation) else np.zeros(0, int)
+        ids = tok.encode(r.added) if len(r.added) else np.zeros(0, int)
         assert r.tokens > 0
-        cont = r.continuation.notes
+        cont = r.added.notes
         origin = tok.seconds_of(tok.encode(prompt))
         if len(cont):
             length = cont[:, ONSET].max() - origin
             assert length <= 8.0 + 1e-6
         assert len(ids) == 0 or (tok.valid_ids(ids) == ids).all()
-        assert len(r.combined) == len(r.prompt) + len(r.continuation)
+        assert len(r.combined) == len(r.prompt) + len(r.added)
 
 
 def test_generated_ids_always_follow_the_grammar(tiny_model):

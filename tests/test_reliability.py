@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from musicgen.errors import InvalidMidiError
 from musicgen.midi import Performance, read_midi
-from musicgen.service import Service
+from musicgen.studio import Model, Studio
 
 VALID_NAMES = {name for name, message in EXPECTED.items() if message is None}
 
@@ -67,13 +67,11 @@ def test_mutated_real_midi_never_crashes_or_hangs(midi_files, data):
 
 
 def test_old_outputs_are_cleaned_up(tmp_path, tiny_checkpoint):
-    from musicgen.pipeline import Studio
-
-    service = Service(Studio.load(tiny_checkpoint, "cpu"), tmp_path, max_age_s=0.0)
-    old = service.new_folder()
+    studio = Studio(Model.load(tiny_checkpoint, "cpu"), tmp_path, max_age_s=0.0)
+    old = studio.new_folder()
     (old / "x.wav").write_bytes(b"1")
     time.sleep(0.01)
-    assert service.cleanup() >= 1 and not old.exists()
+    assert studio.cleanup() >= 1 and not old.exists()
 
 
 # ----- through the launched app

@@ -1,0 +1,341 @@
+"""The studio: the one request layer the app and the command line call.
+
+It loads the checkpoints once, reads untrusted uploads safely, cuts the prompt window, previews
+it, generates, and writes every output (MIDI with the settings embedded, WAV, piano roll) into a
+fresh per-request folder under one root it owns. The flow is one way:
+prompt MIDI -> window -> tokens -> model -> tokens -> MIDI -> audio / picture.
+
+Paths are only ever created here (never taken from a client), folders older than `max_age_s`
+are removed as new requests arrive, and every limit a user can hit is checked here or below.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import device as devices
+from .checkpoint import BUNDLED_CHECKPOINTS, WEIGHTS_FILE, load_checkpoint, resolve
+from .errors import InvalidMidiError, InvalidParameterError, MusicgenError
+from .generate import (
+    MAX_CANDIDATES,
+    MAX_CONTINUATION_SECONDS,
+    Continuation,
+    Decoder,
+    Progress,
+    SamplingConfig,
+    choose_decoder,
+    continue_performance,
+)
+from .midi import MAX_FILE_BYTES, Performance, prompt_window, read_midi, write_midi
+from .pianoroll import draw
+from .synth import Renderer
+
+# What the app and the command line need besides the studio: the sampling settings and limits.
+__all__ = [
+    "MAX_CANDIDATES",
+    "MAX_CONTINUATION_SECONDS",
+    "MAX_FILE_BYTES",
+    "Model",
+    "SamplingConfig",
+    "Studio",
+]
+
+log = logging.getLogger(__name__)
+SETTINGS_PREFIX = "musicgen "
+
+
+@dataclass(frozen=True)
+class Model:
+    """A loaded checkpoint: weights on a device, its tokenizer, and the decoder it runs with."""
+
+    name: str
+    model: torch.nn.Module
+    tokenizer: object
+    meta: dict
+    device: torch.device
+    decoder: Decoder
+
+    @classmethod
+    def load(cls, checkpoint: str | Path | None = None, device: str | None = None) -> Model:
+        directory = resolve(checkpoint)
+        dev = devices.pick_device(device)
+        started = time.perf_counter()
+        model, tokenizer, meta = load_checkpoint(directory, dev, devices.inference_dtype(dev))
+        decoder = choose_decoder(model)
+        log.info(
+            "loaded %s on %s in %.2f s, decoding with %s",
+            directory.name,
+            devices.describe(dev),
+            time.perf_counter() - started,
+            decoder.name,
+        )
+        return cls(directory.name, model, tokenizer, meta, dev, decoder)
+
+    @property
+    def parameters(self) -> int:
+        return self.model.num_params()
+
+    def continue_window(
+        self,
+        window: Performance,
+        config: SamplingConfig,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[Continuation]:
+        return continue_performance(
+            self.model, self.tokenizer, window, config, on_progress, should_stop, self.decoder
+        )
+
+
+@dataclass(frozen=True)
+class Result:
+    candidate: int  # 0-based
+    continuation: Continuation
+    settings: dict  # everything needed to reproduce it, also embedded in the MIDI files
+
+    @property
+    def settings_text(self) -> str:
+        return SETTINGS_PREFIX + json.dumps(self.settings, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Preview:
+    window: Performance
+    wav: Path | None
+    roll: Path
+    summary: str
+
+
+@dataclass(frozen=True)
+class CandidateFiles:
+    wav: Path | None
+    midi: Path  # prompt + continuation
+    continuation_midi: Path
+    roll: Path
+    settings: dict
+
+
+@dataclass
+class Outcome:
+    candidates: list[CandidateFiles]
+    results: list[Result]
+    seconds_taken: float
+    stopped_early: bool
+    device: str
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        c = self.candidates[0].settings
+        kept = min(r.continuation.seconds for r in self.results)
+        asked = f"{c['seconds']:.0f} s requested"
+        if self.stopped_early:
+            asked = f"stopped at {kept:.1f} of {c['seconds']:.0f} s (kept what was generated)"
+        lines = [
+            f"**{len(self.candidates)} candidate(s)** · seed **{c['seed']}** · {asked} · "
+            f"temperature {c['temperature']:g} · top-k {c['top_k'] or 'off'} · "
+            f"top-p {c['top_p']:g}" + (f" · style {c['composer']}" if c["composer"] else ""),
+            f"Took **{self.seconds_taken:.2f} s** on `{self.device}` with model "
+            f"`{c['checkpoint']}` ({c['decoder']})",
+        ]
+        return "\n\n".join(lines + self.notes)
+
+
+class Studio:
+    def __init__(
+        self,
+        models: Model | list[Model],
+        output_root: str | Path | None = None,
+        max_age_s: float = 3600.0,
+    ):
+        models = [models] if isinstance(models, Model) else list(models)
+        self.models = {m.name: m for m in models}  # the default first
+        self.default = models[0]
+        root = output_root or Path(tempfile.gettempdir()) / "musicgen-outputs"
+        self.output_root = Path(root).resolve()
+        self.output_root.mkdir(parents=True, exist_ok=True)
+        self.max_age_s = max_age_s
+        self._cleanup_lock = threading.Lock()
+        self._renderer: Renderer | None = None
+        self._renderer_error: MusicgenError | None = None
+
+    @classmethod
+    def load(
+        cls,
+        checkpoints: list[str | Path] | None = None,
+        device: str | None = None,
+        output_root: str | Path | None = None,
+    ) -> Studio:
+        """The given checkpoints; else $MUSICGEN_CHECKPOINT alone when it is set; else every
+        bundled checkpoint that is installed, the default (best music) first."""
+        if not checkpoints:
+            installed = [d for d in BUNDLED_CHECKPOINTS if (d / WEIGHTS_FILE).is_file()]
+            use_env = os.environ.get("MUSICGEN_CHECKPOINT") or not installed
+            checkpoints = [None] if use_env else installed
+        return cls([Model.load(c, device) for c in checkpoints], output_root)
+
+    # ----- models and audio
+
+    def model(self, name: str | None = None) -> Model:
+        """A loaded model by name (None or blank: the default)."""
+        if name is None or str(name).strip() == "":
+            return self.default
+        if name not in self.models:
+            raise InvalidParameterError(
+                f"Unknown model '{name}': choose one of {', '.join(self.models)}."
+            )
+        return self.models[name]
+
+    @property
+    def device(self) -> str:
+        return devices.describe(self.default.device)
+
+    @property
+    def renderer(self) -> Renderer:
+        """The synthesizer, loaded on first use; raises SynthUnavailableError/SoundfontNotFound."""
+        if self._renderer is None and self._renderer_error is None:
+            try:
+                self._renderer = Renderer()
+            except MusicgenError as exc:
+                self._renderer_error = exc
+        if self._renderer_error is not None:
+            raise self._renderer_error
+        return self._renderer
+
+    def audio_available(self) -> tuple[bool, str]:
+        try:
+            _ = self.renderer
+        except MusicgenError as exc:
+            return False, str(exc)
+        return True, ""
+
+    def _audio(self, perf: Performance, path: Path, notes: list[str]) -> Path | None:
+        """A WAV of `perf`, or None (with the reason added to `notes`) without a synthesizer."""
+        ok, why = self.audio_available()
+        if not ok:
+            if f"Audio is off: {why}" not in notes:
+                notes.append(f"Audio is off: {why}")
+            return None
+        return self.renderer.render_wav(perf, path)
+
+    # ----- files
+
+    def new_folder(self) -> Path:
+        self.cleanup()
+        return Path(tempfile.mkdtemp(prefix="req-", dir=self.output_root))
+
+    def cleanup(self) -> int:
+        """Remove request folders older than max_age_s; returns how many were removed."""
+        removed, cutoff = 0, time.time() - self.max_age_s
+        with self._cleanup_lock:
+            for folder in self.output_root.glob("req-*"):
+                try:
+                    if folder.stat().st_mtime < cutoff:
+                        shutil.rmtree(folder, ignore_errors=True)
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
+
+    def read_prompt(self, path: str | Path | None) -> Performance:
+        """An uploaded file, parsed where a crash cannot take the server down."""
+        if path is None or str(path) == "":
+            raise InvalidMidiError("Upload a MIDI file or pick an example first.")
+        path = Path(path)
+        if path.suffix.lower() not in (".mid", ".midi"):
+            raise InvalidMidiError("Please upload a .mid or .midi file.")
+        return read_midi(path, isolate=True, max_bytes=MAX_FILE_BYTES)
+
+    # ----- requests
+
+    def preview(self, prompt: str | Path | Performance, start=None, end=None) -> Preview:
+        perf = prompt if isinstance(prompt, Performance) else self.read_prompt(prompt)
+        window = prompt_window(perf, _none_if_blank(start), _none_if_blank(end))
+        folder = self.new_folder()
+        notes = list(perf.warnings)
+        wav = self._audio(window, folder / "prompt.wav", notes)
+        roll = folder / "prompt.png"
+        draw(window).save(roll)
+        summary = (
+            f"File: {perf.duration:.1f} s, {len(perf)} notes. The model hears "
+            f"{window.duration:.1f} s ({len(window)} notes)."
+        )
+        return Preview(window, wav, roll, " ".join([summary, *notes]))
+
+    def generate(
+        self,
+        prompt: str | Path | Performance,
+        config: SamplingConfig,
+        start=None,
+        end=None,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        model: str | None = None,
+        audio: bool = True,
+    ) -> Outcome:
+        """Continue the prompt window [start, end) of a MIDI file (a path: an upload, parsed
+        isolated) or an already parsed performance; every candidate's files in a new folder."""
+        chosen = self.model(model)
+        perf = prompt if isinstance(prompt, Performance) else self.read_prompt(prompt)
+        start, end = _none_if_blank(start), _none_if_blank(end)
+        window = prompt_window(perf, start, end)
+        started = time.perf_counter()
+        continuations = chosen.continue_window(window, config, on_progress, should_stop)
+        settings = asdict(config) | {
+            "checkpoint": chosen.name,
+            "decoder": chosen.decoder.name,
+            "prompt_start": start,
+            "prompt_end": end,
+            "prompt_seconds": round(window.duration, 3),
+            "generation_seconds": round(time.perf_counter() - started, 3),
+        }
+        results = [Result(i, c, settings | {"candidate": i}) for i, c in enumerate(continuations)]
+        stopped = bool(should_stop and should_stop())
+        folder = self.new_folder()
+        notes = list(perf.warnings)
+        candidates = [self._write(folder, r, notes, audio) for r in results]
+        if any(len(r.continuation.added) == 0 for r in results):
+            notes.append("A candidate added no notes (silence was its continuation).")
+        return Outcome(
+            candidates,
+            results,
+            time.perf_counter() - started,
+            stopped,
+            devices.describe(chosen.device),
+            notes,
+        )
+
+    def _write(self, folder: Path, result: Result, notes: list[str], audio: bool):
+        stem = f"musicgen-seed{result.settings['seed']}-{result.candidate + 1}"
+        midi = write_midi(
+            result.continuation.combined, folder / f"{stem}.mid", result.settings_text
+        )
+        added = write_midi(
+            result.continuation.added, folder / f"{stem}-continuation.mid", result.settings_text
+        )
+        wav = (
+            self._audio(result.continuation.combined, folder / f"{stem}.wav", notes)
+            if audio
+            else None
+        )
+        roll = folder / f"{stem}.png"
+        draw(result.continuation.prompt, result.continuation.added).save(roll)
+        (folder / f"{stem}.json").write_text(json.dumps(result.settings, indent=2))
+        return CandidateFiles(wav, midi, added, roll, result.settings)
+
+
+def _none_if_blank(value):
+    """'Not set' (automatic) is None or a blank string, whatever sends it."""
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None
+    return value
