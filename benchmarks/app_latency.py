@@ -8,18 +8,16 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from gradio_client import Client, handle_file
+
+from musicgen.app_process import running_app
+from musicgen.checkpoint import resolve
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from app_server import running_app  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
-
-from musicgen.checkpoint import resolve  # noqa: E402
 
 THREADS = str(os.cpu_count())  # as a real deployment: all cores
 

@@ -16,19 +16,16 @@ keeps to (the densest onset of MAESTRO's train split).
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from musicgen.checkpoint import BUNDLED_CHECKPOINTS  # noqa: E402
-from musicgen.data import list_pieces  # noqa: E402
-from musicgen.errors import MusicgenError  # noqa: E402
-from musicgen.generate import MAX_NOTES_PER_ONSET, SamplingConfig  # noqa: E402
-from musicgen.midi import OFFSET, ONSET, PITCH, VELOCITY, prompt_window, read_midi  # noqa: E402
-from musicgen.studio import Model  # noqa: E402
+from musicgen.checkpoint import BUNDLED_CHECKPOINTS
+from musicgen.data import list_pieces
+from musicgen.errors import MusicgenError
+from musicgen.generate import MAX_NOTES_PER_ONSET, SamplingConfig
+from musicgen.midi import OFFSET, ONSET, PITCH, VELOCITY, prompt_window, read_midi
+from musicgen.studio import Model
 
 PROMPT, LENGTH, EDGE = (60.0, 80.0), 20.0, 5.0  # seconds
 

@@ -10,17 +10,14 @@ MAESTRO's train split? Candidates are sampled four at a time (one batch, as the 
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from musicgen.checkpoint import BUNDLED_CHECKPOINTS, REPO_ROOT, load_checkpoint  # noqa: E402
-from musicgen.generate import MAX_NOTES_PER_ONSET, SamplingConfig, sample_tokens  # noqa: E402
-from musicgen.midi import prompt_window, read_midi  # noqa: E402
-from musicgen.tokenizer import NOTE_PITCH  # noqa: E402
+from musicgen.checkpoint import BUNDLED_CHECKPOINTS, REPO_ROOT, load_checkpoint
+from musicgen.generate import MAX_NOTES_PER_ONSET, SamplingConfig, sample_tokens
+from musicgen.midi import prompt_window, read_midi
+from musicgen.tokenizer import NOTE_PITCH
 
 
 def densest_onset(tok, ids: np.ndarray) -> int:

@@ -169,14 +169,12 @@ def parse_trusted(data: bytes) -> tuple[np.ndarray, list[str]]:
 
 def parse_isolated(data: bytes, timeout: float = PARSE_TIMEOUT_S) -> tuple[np.ndarray, list[str]]:
     """Parse untrusted MIDI bytes in a child process with a timeout and a memory cap."""
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "musicgen.midi_worker"],
             input=bytes(data),
             capture_output=True,
             timeout=timeout,
-            env=env,
         )
     except subprocess.TimeoutExpired:
         raise InvalidMidiError(f"Reading the MIDI file took longer than {timeout:.0f} s.") from None

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from musicgen.checkpoint import CONFIG_FILE, load_checkpoint, resolve, save_checkpoint  # noqa: E402
+from musicgen.checkpoint import CONFIG_FILE, load_checkpoint, resolve, save_checkpoint
 
 
 def main(run: str, out: str) -> None:

@@ -6,17 +6,15 @@ two candidates, and capture the page in headless Chromium.
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
+from playwright.sync_api import sync_playwright
+
+from musicgen.app_process import running_app
+from musicgen.checkpoint import resolve
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from app_server import running_app  # noqa: E402
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-from musicgen.checkpoint import resolve  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",

@@ -4,18 +4,16 @@ The tiny model is for testing the machinery (shapes, caching, determinism, decod
 presented as music.
 """
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from musicgen.checkpoint import load_checkpoint, save_checkpoint
+from musicgen.model import ModelConfig, MusicTransformer
+from musicgen.tokenizer import PerformanceTokenizer
 
-from musicgen.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from musicgen.model import ModelConfig, MusicTransformer  # noqa: E402
-from musicgen.tokenizer import PerformanceTokenizer  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 FIXTURES = ROOT / "tests" / "fixtures"
 MIDI_DIR = FIXTURES / "midi"

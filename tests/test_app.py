@@ -4,13 +4,15 @@ import shutil
 import wave
 
 import pytest
-from app_server import running_app
 from conftest import ROOT
 from gradio_client import Client, handle_file
 
+from musicgen.app_process import running_app
 from musicgen.midi import read_midi, read_text_meta
 
 EXAMPLE = sorted((ROOT / "examples").glob("*.mid"))[0]
+
+pytestmark = pytest.mark.slow  # real processes: a server, the CLI, training runs
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,15 @@ import subprocess
 import sys
 import wave
 
-from conftest import ROOT
+import pytest
 
 from musicgen.midi import read_midi, read_text_meta
 
+pytestmark = pytest.mark.slow  # real processes: a server, the CLI, training runs
+
 
 def run_cli(*args, env=None):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **(env or {}))
+    env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "musicgen", *map(str, args)],
         capture_output=True,

@@ -51,15 +51,11 @@ def test_outputs_decode_and_last_the_requested_time(tiny_model, midi_files):
     config = SamplingConfig(seconds=8, seed=3, num_candidates=3, temperature=1.0)
     results = continue_performance(model, tok, prompt, config)
     assert len(results) == 3
+    origin = tok.seconds_of(tok.encode(prompt))  # the continuation's time 0
     for r in results:
-        ids = tok.encode(r.added) if len(r.added) else np.zeros(0, int)
-        assert r.tokens > 0
-        cont = r.added.notes
-        origin = tok.seconds_of(tok.encode(prompt))
-        if len(cont):
-            length = cont[:, ONSET].max() - origin
-            assert length <= 8.0 + 1e-6
-        assert len(ids) == 0 or (tok.valid_ids(ids) == ids).all()
+        assert r.tokens > 0 and 8.0 - 0.01 < r.seconds <= 8.0 + 1e-6
+        onsets = r.added.notes[:, ONSET] - origin
+        assert (onsets >= -1e-6).all() and (onsets <= r.seconds + 1e-6).all()
         assert len(r.combined) == len(r.prompt) + len(r.added)
 
 
@@ -174,7 +170,7 @@ def test_random_model_never_piles_up_and_ends_at_its_length(tiny_model, midi_fil
     # A random-weight model picks the coarse shifts above 1 s (off the 10 ms grid) all the time:
     # the case that used to leave < 10 ms to fill and stack notes on one onset until the cap.
     model, tok = tiny_model
-    for seed in range(24):
+    for seed in range(16):
         prompt = tok.encode(read_midi(midi_files[seed % len(midi_files)]))[-40:]
         config = SamplingConfig(seconds=[3.0, 7.3, 12.5][seed % 3], seed=seed, num_candidates=4)
         assert_ends_cleanly(tok, prompt, sample_tokens(model, tok, prompt, config), config)
@@ -190,6 +186,7 @@ def test_a_pitch_is_struck_once_per_onset(tiny_model):
         assert len(pairs) == len(set(pairs))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["maestro-base", "maestro-small"])
 def test_bundled_models_end_cleanly_on_the_examples(name):
     # The Bach example at seed 0 is where the pile-up was first heard.

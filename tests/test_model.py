@@ -87,7 +87,8 @@ def test_config_validation():
         ModelConfig(vocab_size=100, n_embd=30, n_head=4)
     with pytest.raises(InvalidParameterError):
         ModelConfig(vocab_size=100, dropout=1.5)
-    assert MusicTransformer(ModelConfig(vocab_size=100, n_layer=1, n_embd=32, n_head=2))
+    model = MusicTransformer(ModelConfig(vocab_size=100, n_layer=1, n_embd=32, n_head=2))
+    assert model.config.head_dim == 16 and model.num_params() == 100 * 32 + 12 * 32 * 32 + 3 * 32
 
 
 def test_float16_storage_loads_as_float32(tmp_path, tiny_model):

@@ -9,11 +9,13 @@ import time
 
 import pytest
 import torch
-from app_server import free_port
 from conftest import MIDI_DIR, ROOT
 
+from musicgen.app_process import free_port
 from musicgen.checkpoint import load_checkpoint, resolve
 from musicgen.train import TrainConfig, run
+
+pytestmark = pytest.mark.slow  # real processes: a server, the CLI, training runs
 
 TINY = dict(
     n_layer=1,

@@ -1,4 +1,5 @@
-"""Launch `python app.py` as a real server on a free loopback port, for API and browser tests."""
+"""Launch `python app.py` as a real server on a free loopback port: for the API and browser
+tests, the app benchmarks and the screenshot script."""
 
 import os
 import socket
@@ -9,7 +10,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: app.py lives there
 
 
 def free_port() -> int:
@@ -26,7 +27,6 @@ def running_app(checkpoint: Path, output_root: Path, extra_env: dict | None = No
         MUSICGEN_CHECKPOINT=str(checkpoint),
         GRADIO_SERVER_PORT=str(port),
         GRADIO_SERVER_NAME="127.0.0.1",
-        PYTHONPATH=str(ROOT),
         OMP_NUM_THREADS="1",
         GRADIO_ANALYTICS_ENABLED="False",
         MUSICGEN_OUTPUTS=str(output_root),
