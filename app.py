@@ -217,6 +217,7 @@ def build(studio: Studio) -> gr.Blocks:
         info = gr.Markdown(label="Summary")
         slots = candidate_slots(audio_ok)
         last_result = gr.State(None)  # path of the latest combined MIDI of this session
+        parsed = gr.State(None)  # (path, Performance) of the prompt file last read
         gr.Markdown(
             f"Device **{studio.device}** · "
             + (
@@ -244,14 +245,21 @@ def build(studio: Studio) -> gr.Blocks:
 
         # ----- handlers (thin: call the studio, turn its errors into messages)
 
-        def show_preview(path, start, end):
+        def parse_once(path, parsed):
+            """The upload's notes, parsed (in a child process) once per file and session."""
+            if parsed is not None and parsed[0] == path:
+                return parsed
+            return path, studio.read_prompt(path)
+
+        def show_preview(path, start, end, parsed):
             if not path:
-                return "", None, None
+                return "", None, None, None
             try:
-                p = studio.preview(path, start, end)
+                parsed = parse_once(path, parsed)
+                p = studio.preview(parsed[1], start, end)
             except MusicgenError as exc:
                 raise user_error(exc) from None
-            return p.summary, str(p.wav) if p.wav else None, str(p.roll)
+            return p.summary, str(p.wav) if p.wav else None, str(p.roll), parsed
 
         def pick_example(label):
             match = [e for e in examples if example_label(e) == label]
@@ -275,6 +283,7 @@ def build(studio: Studio) -> gr.Blocks:
             style=NO_STYLE,
             random_seed=False,
             model=None,
+            parsed=None,
             request: gr.Request = None,
             progress=gr.Progress(),  # noqa: B008 (Gradio's idiom)
         ):
@@ -300,8 +309,9 @@ def build(studio: Studio) -> gr.Blocks:
                     desc=f"{p.seconds:.1f} / {p.target_seconds:.0f} s of music · "
                     f"{p.tokens_per_second:,.0f} tokens/s",
                 )
+                parsed = parse_once(prompt, parsed)
                 outcome = studio.generate(
-                    prompt, config, prompt_start, prompt_end, on_progress, flag.is_set, model
+                    parsed[1], config, prompt_start, prompt_end, on_progress, flag.is_set, model
                 )
             except MusicgenError as exc:
                 raise user_error(exc) from None
@@ -320,7 +330,8 @@ def build(studio: Studio) -> gr.Blocks:
                 else:
                     values += [gr.Column(visible=False), None, None, None]
             first = outcome.candidates[0]
-            return [*values, outcome.describe(), first.settings["seed"], str(first.midi)]
+            summary = outcome.describe()
+            return [*values, summary, first.settings["seed"], str(first.midi), parsed]
 
         def request_stop(request: gr.Request):
             stops.stop(request.session_hash)
@@ -328,9 +339,10 @@ def build(studio: Studio) -> gr.Blocks:
         # ----- wiring
 
         window_inputs = [prompt, start, end]
-        prompt.change(show_preview, window_inputs, list(preview_outputs), api_name=False)
+        preview = (show_preview, [*window_inputs, parsed], [*preview_outputs, parsed])
+        prompt.change(*preview, api_name=False)
         for box in (start, end):  # on every change, not only on Enter
-            box.change(show_preview, window_inputs, list(preview_outputs), api_name=False)
+            box.change(*preview, api_name=False)
         example.change(pick_example, example, window_inputs, api_name=False)
         chain.click(continue_last, last_result, window_inputs, api_name=False)
         dice.click(lambda: random.randint(0, MAX_SEED), None, seed, api_name=False)
@@ -339,8 +351,8 @@ def build(studio: Studio) -> gr.Blocks:
         )
         generate.click(
             run,
-            controls.inputs(),
-            [*(c for slot in slots for c in slot), info, used_seed, last_result],
+            [*controls.inputs(), parsed],
+            [*(c for slot in slots for c in slot), info, used_seed, last_result, parsed],
             api_name="generate",
             concurrency_limit=CONCURRENCY,
             concurrency_id="generate",
