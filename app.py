@@ -81,6 +81,38 @@ class StopFlags:
         return len(self._events)
 
 
+def _check_range(name: str, value, minimum, maximum) -> None:
+    """Out-of-range API values are refused with the parameter's name and range (Gradio's own
+    message, "Value 50 is greater than maximum value 2.0.", names neither)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise gr.Error(f"{name} must be a number (got {value!r}).", print_exception=False)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = (
+            f"between {minimum:g} and {maximum:g}"
+            if minimum is not None and maximum is not None
+            else f"at least {minimum:g}"
+            if minimum is not None
+            else f"at most {maximum:g}"
+        )
+        raise gr.Error(f"{name} must be {bounds} (got {value:g}).", print_exception=False)
+
+
+def named(component, param: str):
+    """`component` (a slider or number box) with its API values range-checked under `param`'s
+    name. (Set on the instance: a subclass of a Gradio component makes Gradio write a .pyi stub
+    beside this file at every start.)"""
+    gradio_preprocess = component.preprocess
+
+    def preprocess(payload):
+        _check_range(param, payload, component.minimum, component.maximum)
+        return gradio_preprocess(payload)
+
+    component.preprocess = preprocess
+    return component
+
+
 def user_error(exc: MusicgenError) -> gr.Error:
     """A mistake of the user's (a bad file, a value out of range): one log line, no traceback."""
     log.info("refused: %s", exc)
@@ -129,10 +161,16 @@ def prompt_panel(examples: list[dict], audio_ok: bool):
         )
         chain = gr.Button("⤷ Continue from the last result", size="sm")
     with gr.Row():
-        start = gr.Number(
-            label="Prompt from (s)", value=None, minimum=0, info="blank: 30 s before the end"
+        start = named(
+            gr.Number(
+                label="Prompt from (s)", value=None, minimum=0, info="blank: 30 s before the end"
+            ),
+            "prompt_start",
         )
-        end = gr.Number(label="Prompt to (s)", value=None, minimum=0, info="blank: the end")
+        end = named(
+            gr.Number(label="Prompt to (s)", value=None, minimum=0, info="blank: the end"),
+            "prompt_end",
+        )
     info = gr.Markdown()
     audio = gr.Audio(
         label="What the model hears", type="filepath", interactive=False, visible=audio_ok
@@ -145,21 +183,39 @@ def settings_panel(studio: Studio):
     styles = [NO_STYLE, *studio.default.tokenizer.composers]
     models = list(studio.models)
     preset = gr.Dropdown(list(PRESETS), value="Balanced", label="Preset")
-    seconds = gr.Slider(
-        2, MAX_CONTINUATION_SECONDS, value=DEFAULTS.seconds, step=1, label="Seconds of music to add"
+    seconds = named(
+        gr.Slider(
+            2,
+            MAX_CONTINUATION_SECONDS,
+            value=DEFAULTS.seconds,
+            step=1,
+            label="Seconds of music to add",
+        ),
+        "seconds",
     )
-    temperature = gr.Slider(0.05, 2.0, value=DEFAULTS.temperature, step=0.05, label="Temperature")
+    temperature = named(
+        gr.Slider(0.05, 2.0, value=DEFAULTS.temperature, step=0.05, label="Temperature"),
+        "temperature",
+    )
     with gr.Row():
-        top_k = gr.Slider(0, 200, value=DEFAULTS.top_k, step=1, label="Top-k (0 = off)")
-        top_p = gr.Slider(0.05, 1.0, value=DEFAULTS.top_p, step=0.01, label="Top-p (1 = off)")
+        top_k = named(
+            gr.Slider(0, 200, value=DEFAULTS.top_k, step=1, label="Top-k (0 = off)"), "top_k"
+        )
+        top_p = named(
+            gr.Slider(0.05, 1.0, value=DEFAULTS.top_p, step=0.01, label="Top-p (1 = off)"),
+            "top_p",
+        )
     with gr.Row(equal_height=True):
-        seed = gr.Number(
-            value=DEFAULTS.seed, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"
+        seed = named(
+            gr.Number(value=DEFAULTS.seed, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"),
+            "seed",
         )
         dice = gr.Button("🎲 New seed", size="sm")
         random_seed = gr.Checkbox(value=False, label="Random seed every time")
     with gr.Row():
-        candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label="Candidates")
+        candidates = named(
+            gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label="Candidates"), "candidates"
+        )
         style = gr.Dropdown(styles, value=NO_STYLE, label="Composer style", visible=len(styles) > 1)
     model = gr.Dropdown(
         models, value=models[0], label="Model", info=model_info(studio), visible=len(models) > 1

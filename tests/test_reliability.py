@@ -107,12 +107,14 @@ def test_hostile_uploads_through_the_api_then_a_valid_request(app, corpus, midi_
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
-        ({"temperature": "hot"}, "."),  # wrong type: refused (NaN is refused by the client itself)
-        ({"seconds": 1000}, "maximum"),
-        ({"seed": -5}, "minimum"),
-        ({"top_p": 0}, "minimum"),
-        ({"candidates": 9}, "maximum"),
-        ({"prompt_start": 50, "prompt_end": 10}, "prompt"),
+        # NaN is refused by the client itself
+        ({"temperature": "hot"}, "temperature must be a number"),
+        ({"seconds": 1000}, "seconds must be between 2 and 120"),
+        ({"seed": -5}, "seed must be between 0 and"),
+        ({"top_p": 0}, "top_p must be between 0.05 and 1"),
+        ({"candidates": 9}, "candidates must be between 1 and 4"),
+        ({"prompt_start": -1}, "prompt_start must be at least 0"),
+        ({"prompt_start": 50, "prompt_end": 10}, "Prompt window must satisfy"),
     ],
 )
 def test_bad_parameters_through_the_api(app, midi_files, kwargs, fragment):
