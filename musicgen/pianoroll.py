@@ -1,20 +1,42 @@
-"""Piano-roll pictures: prompt and continuation in different colours, velocity as brightness,
-a marker where the continuation starts."""
+"""Piano-roll pictures a musician can read: a keyboard down the left with every C labelled, a
+time axis in seconds, the prompt in blue and the continuation in orange (velocity as
+brightness), and a red marker where the continuation starts."""
 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
-from .midi import OFFSET, ONSET, PITCH, VELOCITY, Performance
+from .midi import OFFSET, ONSET, PIANO_HIGH, PIANO_LOW, PITCH, VELOCITY, Performance
 
-LOW, HIGH = 21, 108
-ROW = 4  # pixels per key
+ROW = 5  # pixels per key
+KEYBOARD = 44  # pixels left of the roll: key strip and octave labels
+AXIS = 26  # pixels under the roll: time ticks and labels
+LEGEND = 22  # pixels above the roll
 PROMPT_RGB = np.array([64, 132, 230])
 CONTINUATION_RGB = np.array([240, 128, 40])
 MARKER_RGB = (200, 30, 60)
-BACKGROUND = (250, 250, 252)
+BACKGROUND = (252, 252, 254)
+GRID = (226, 226, 234)
+TEXT = (60, 60, 70)
 MAX_WIDTH = 1600
+BLACK_KEYS = {1, 3, 6, 8, 10}  # pitch classes
+TICK_STEPS = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600)
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)  # scalable (FreeType) where Pillow has it
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def _tick_step(span: float, width: int) -> float:
+    """The smallest round step giving labels at least ~70 px apart."""
+    for step in TICK_STEPS:
+        if step * width / span >= 70:
+            return step
+    return TICK_STEPS[-1]
 
 
 def draw(
@@ -25,26 +47,59 @@ def draw(
     if continuation is not None:
         parts.append((continuation.notes, CONTINUATION_RGB))
     span = max([1.0] + [float(n[:, OFFSET].max()) for n, _ in parts if len(n)])
-    width = int(min(max(width, 200), MAX_WIDTH))
-    height = (HIGH - LOW + 1) * ROW
-    scale = (width - 1) / span
-    image = Image.new("RGB", (width, height + 18), BACKGROUND)
+    width = int(min(max(width, 300), MAX_WIDTH))
+    roll_w = width - KEYBOARD - 8
+    keys = PIANO_HIGH - PIANO_LOW + 1
+    top, bottom = LEGEND, LEGEND + keys * ROW
+    scale = roll_w / span
+    image = Image.new("RGB", (width, bottom + AXIS), BACKGROUND)
     pen = ImageDraw.Draw(image)
-    for pitch in range(LOW, HIGH + 1, 1):  # faint lines at every C
+    small, label = _font(11), _font(13)
+
+    def y_of(pitch: int) -> int:
+        return top + (PIANO_HIGH - pitch) * ROW
+
+    def x_of(seconds: float) -> float:
+        return KEYBOARD + seconds * scale
+
+    # keyboard strip and a grid line at every C, labelled C1..C8
+    for pitch in range(PIANO_LOW, PIANO_HIGH + 1):
+        y = y_of(pitch)
+        black = pitch % 12 in BLACK_KEYS
+        pen.rectangle(
+            [KEYBOARD - 14, y, KEYBOARD - 2, y + ROW - 1],
+            fill=(40, 40, 48) if black else (255, 255, 255),
+            outline=(200, 200, 206),
+        )
         if pitch % 12 == 0:
-            y = (HIGH - pitch) * ROW + ROW
-            pen.line([(0, y), (width, y)], fill=(228, 228, 236))
+            pen.line([(KEYBOARD, y + ROW), (width, y + ROW)], fill=GRID)
+            pen.text((2, y + ROW // 2 - 7), f"C{pitch // 12 - 1}", fill=TEXT, font=small)
+    # time grid and axis
+    step = _tick_step(span, roll_w)
+    for t in np.arange(0.0, span + 1e-9, step):
+        x = x_of(float(t))
+        pen.line([(x, top), (x, bottom)], fill=GRID)
+        pen.line([(x, bottom), (x, bottom + 4)], fill=TEXT)
+        text = f"{t:g} s"
+        pen.text((min(x + 2, width - 40), bottom + 6), text, fill=TEXT, font=small)
+    # notes
     for notes, base in parts:
         for onset, offset, pitch, velocity in notes[:, [ONSET, OFFSET, PITCH, VELOCITY]]:
             shade = 0.35 + 0.65 * velocity / 127.0  # loud notes saturated, soft ones pale
             colour = tuple(int(c) for c in 255 - (255 - base) * shade)
-            x0, x1 = onset * scale, max(offset * scale, onset * scale + 1)
-            y0 = (HIGH - int(pitch)) * ROW
+            x0, x1 = x_of(onset), max(x_of(offset), x_of(onset) + 1)
+            y0 = y_of(int(pitch))
             pen.rectangle([x0, y0, x1, y0 + ROW - 1], fill=colour)
-    pen.text((4, height + 3), "prompt", fill=tuple(int(c) for c in PROMPT_RGB))
+    # legend and the marker where the continuation starts
+    pen.rectangle([KEYBOARD, 5, KEYBOARD + 12, 15], fill=tuple(int(c) for c in PROMPT_RGB))
+    pen.text((KEYBOARD + 16, 3), "prompt", fill=TEXT, font=label)
     if continuation is not None and len(continuation):
-        x = float(continuation.notes[:, ONSET].min()) * scale
-        pen.line([(x, 0), (x, height)], fill=MARKER_RGB, width=2)
-        pen.text((min(x + 4, width - 130), height + 3), "continuation", fill=MARKER_RGB)
-    pen.text((width - 40, height + 3), f"{span:.0f} s", fill=(90, 90, 90))
+        start = float(continuation.notes[:, ONSET].min())
+        x = x_of(start)
+        pen.line([(x, top), (x, bottom)], fill=MARKER_RGB, width=2)
+        legend_x = KEYBOARD + 90
+        pen.rectangle(
+            [legend_x, 5, legend_x + 12, 15], fill=tuple(int(c) for c in CONTINUATION_RGB)
+        )
+        pen.text((legend_x + 16, 3), f"continuation from {start:.1f} s", fill=TEXT, font=label)
     return image
