@@ -367,7 +367,14 @@ def build(studio: Studio) -> gr.Blocks:
                 )
                 parsed = parse_once(prompt, parsed)
                 outcome = studio.generate(
-                    parsed[1], config, prompt_start, prompt_end, on_progress, flag.is_set, model
+                    parsed[1],
+                    config,
+                    prompt_start,
+                    prompt_end,
+                    on_progress,
+                    flag.is_set,
+                    model,
+                    name=Path(prompt).stem,
                 )
             except MusicgenError as exc:
                 raise user_error(exc) from None

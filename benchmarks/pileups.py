@@ -43,7 +43,7 @@ def main() -> None:
         for run in range(args.runs):
             prompt = prompts[run % len(prompts)]
             config = SamplingConfig(seconds=args.seconds, seed=run, num_candidates=4)
-            for ids in sample_tokens(model, tok, prompt, config):
+            for ids in (s.ids for s in sample_tokens(model, tok, prompt, config)):
                 ends.append(tok.seconds_of(ids))
                 capped += len(ids) >= config.max_new_tokens
                 densest = max(densest, densest_onset(tok, np.concatenate([prompt, ids])))

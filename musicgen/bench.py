@@ -59,7 +59,7 @@ def _time_generation(model, tok, prompt, config, repeats, decoder) -> dict:
     best = None
     for _ in range(repeats):
         started = time.perf_counter()
-        out = sample_tokens(model, tok, prompt, config, decoder=decoder)
+        out = [s.ids for s in sample_tokens(model, tok, prompt, config, decoder=decoder)]
         wall = time.perf_counter() - started
         if best is None or wall < best["wall_s"]:
             music = float(np.mean([tok.seconds_of(ids) for ids in out]))

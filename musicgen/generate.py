@@ -191,6 +191,12 @@ def _struck_at_last_onset(tok: PerformanceTokenizer, ids: np.ndarray) -> np.ndar
     return tail[tok.kind[tail] == NOTE_PITCH]
 
 
+@dataclass(frozen=True)
+class Sample:
+    ids: np.ndarray  # the continuation's tokens (prompt not included)
+    log_likelihood: float  # of those tokens under the model (nats, temperature 1, unfiltered)
+
+
 @torch.inference_mode()
 def sample_tokens(
     model: MusicTransformer,
@@ -200,8 +206,8 @@ def sample_tokens(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     decoder: Decoder | None = None,
-) -> list[np.ndarray]:
-    """Continuation token ids for each candidate (prompt not included).
+) -> list[Sample]:
+    """A Sample (continuation token ids and their log-likelihood) for each candidate.
 
     Each continuation ends by itself when no time shift fits in what is left of the requested
     length (so within one 10 ms grid step of it, whatever shifts the model picked), and one
@@ -231,6 +237,7 @@ def sample_tokens(
     struck[:, torch.as_tensor(_struck_at_last_onset(tok, prompt), device=device)] = True
     finished_at = torch.full((B,), max_tokens, device=device)  # tokens when each one ended
     done = torch.zeros(B, dtype=torch.bool, device=device)
+    log_p = torch.zeros(B, max_tokens, device=device)  # log-probability of each sampled token
     prefix_t = torch.tensor(prefix, device=device, dtype=torch.long).repeat(B, 1)
     bos = torch.full((B, 1), tok.bos_id, device=device)
     decoder = decoder or torch_decoder(model)
@@ -255,9 +262,12 @@ def sample_tokens(
         full = struck.sum(dim=1, keepdim=True) >= MAX_NOTES_PER_ONSET
         allowed &= ~(struck | (full & t.is_pitch))  # no repeated pitch, no pile of notes
         allowed |= done[:, None] & t.allowed[state]  # ended rows run on until all end (cut below)
-        logits = logits.float().masked_fill(~allowed, float("-inf"))
+        raw = logits.float()
+        logits = raw.masked_fill(~allowed, float("-inf"))
         logits = filter_logits(logits / config.temperature, config.top_k, config.top_p)
         next_id = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]
+        # The model's own judgement of the choice: its unmasked, unfiltered probability.
+        log_p[:, generated] = raw.log_softmax(dim=-1).gather(1, next_id[:, None])[:, 0]
 
         history[:, length] = next_id
         length += 1
@@ -284,8 +294,9 @@ def sample_tokens(
             position += 1
 
     continuation = history[:, P:length].cpu().numpy()
+    log_p = log_p.cpu().numpy()
     ends = finished_at.clamp(max=generated).tolist()
-    return [continuation[b, : ends[b]] for b in range(B)]
+    return [Sample(continuation[b, : ends[b]], float(log_p[b, : ends[b]].sum())) for b in range(B)]
 
 
 @dataclass(frozen=True)
@@ -295,6 +306,7 @@ class Continuation:
     combined: Performance
     tokens: int
     seconds: float  # of music added (the time its shifts cover)
+    log_likelihood_per_note: float | None  # the model's mean log-probability per added note
 
 
 def continue_performance(
@@ -311,9 +323,12 @@ def continue_performance(
     # Continuation tokens are relative to the last prompt onset on the 10 ms grid.
     origin = tok.seconds_of(prompt_ids)
     results = []
-    for ids in sample_tokens(model, tok, prompt_ids, config, on_progress, should_stop, decoder):
-        cont = tok.decode(ids)
+    for s in sample_tokens(model, tok, prompt_ids, config, on_progress, should_stop, decoder):
+        cont = tok.decode(s.ids)
         cont = merge(Performance(np.zeros((0, 4))), cont, origin)
         combined = merge(prompt, cont, 0.0)
-        results.append(Continuation(prompt, cont, combined, len(ids), tok.seconds_of(ids)))
+        per_note = s.log_likelihood / len(cont) if len(cont) else None
+        results.append(
+            Continuation(prompt, cont, combined, len(s.ids), tok.seconds_of(s.ids), per_note)
+        )
     return results

@@ -28,6 +28,7 @@ MAX_TRACKS = 512
 MAX_NOTES = 60_000  # MAESTRO's longest performance has ~26k notes
 MAX_FILE_SECONDS = 3600.0  # the longest MIDI file accepted
 PARSE_TIMEOUT_S = 10.0
+PROMPT_SECONDS = 30.0  # the default prompt window: this much before its end
 PIANO_LOW, PIANO_HIGH = 21, 108  # A0..C8
 # MAESTRO's files have no real beat grid: they are written at a nominal 120 qpm, a beat 0.5 s.
 QPM = 120.0
@@ -242,15 +243,19 @@ def validate_notes(notes: np.ndarray, warnings: list[str]) -> Performance:
 # Windows and writing
 
 
-def prompt_window(perf: Performance, start: float | None, end: float | None) -> Performance:
-    """Notes with onsets in [start, end), moved to start at 0 and cut at `end`.
+def window_bounds(perf: Performance, start: float | None, end: float | None):
+    """(start, end) of the prompt window in the file's seconds, defaults resolved: `end` is the
+    end of the file and `start` is PROMPT_SECONDS before it, so a long file is continued from its
+    end (which is also what building a piece, continuation after continuation, needs)."""
+    end = perf.duration if end is None else check_number("prompt end", end)
+    start = max(0.0, end - PROMPT_SECONDS) if start is None else check_number("prompt start", start)
+    return start, end
 
-    Defaults: `end` is the end of the file and `start` is 30 s before it, so a long file is
-    continued from its end (which is also what chaining continuations needs).
-    """
+
+def prompt_window(perf: Performance, start: float | None, end: float | None) -> Performance:
+    """Notes with onsets in [start, end), moved to start at 0 and cut at `end`."""
     total = perf.duration
-    end = total if end is None else check_number("prompt end", end)
-    start = max(0.0, end - 30.0) if start is None else check_number("prompt start", start)
+    start, end = window_bounds(perf, start, end)
     if start < 0 or end <= start:
         raise InvalidParameterError(
             f"Prompt window must satisfy 0 <= start < end (got start={start}, end={end})."

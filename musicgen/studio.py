@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -37,7 +39,17 @@ from .generate import (
     choose_decoder,
     continue_performance,
 )
-from .midi import MAX_FILE_BYTES, Performance, prompt_window, read_midi, write_midi
+from .midi import (
+    MAX_FILE_BYTES,
+    ONSET,
+    Performance,
+    make_performance,
+    merge,
+    prompt_window,
+    read_midi,
+    window_bounds,
+    write_midi,
+)
 from .pianoroll import draw
 from .synth import Renderer
 
@@ -100,8 +112,9 @@ class Model:
 
 @dataclass(frozen=True)
 class Result:
-    candidate: int  # 0-based
+    candidate: int  # 0-based rank: best first, by the model's own judgement
     continuation: Continuation
+    piece: Performance  # the prompt file up to the window's end, then this continuation
     settings: dict  # everything needed to reproduce it, also embedded in the MIDI files
 
     @property
@@ -148,6 +161,15 @@ class Outcome:
             f"Took **{self.seconds_taken:.2f} s** on `{self.device}` with model "
             f"`{c['checkpoint']}` ({c['decoder']})",
         ]
+        if len(self.results) > 1:
+            judged = [r.continuation.log_likelihood_per_note for r in self.results]
+            lines.append(
+                "Best first, by the model's own judgement (mean log-likelihood per note): "
+                + " · ".join(
+                    f"{i + 1}: {j:.2f}" if j is not None else f"{i + 1}: no notes"
+                    for i, j in enumerate(judged)
+                )
+            )
         return "\n\n".join(lines + self.notes)
 
 
@@ -282,13 +304,24 @@ class Studio:
         should_stop: Callable[[], bool] | None = None,
         model: str | None = None,
         audio: bool = True,
+        name: str | None = None,
     ) -> Outcome:
         """Continue the prompt window [start, end) of a MIDI file (a path: an upload, parsed
-        isolated) or an already parsed performance; every candidate's files in a new folder."""
+        isolated) or an already parsed performance; every candidate's files in a new folder.
+
+        Each candidate's MIDI holds the whole piece so far: the file up to the window's end as
+        it was, then the continuation, so continuing a result builds a piece step by step.
+        Candidates come best first by the model's own judgement (mean log-likelihood per note).
+        Files are named after the piece, the step and the candidate: `name` (or the prompt
+        file's name) is `piece` for a new piece, or `piece-stepN-cK` for a step's result."""
         chosen = self.model(model)
+        if name is None and not isinstance(prompt, Performance):
+            name = Path(str(prompt)).stem
         perf = prompt if isinstance(prompt, Performance) else self.read_prompt(prompt)
         start, end = _none_if_blank(start), _none_if_blank(end)
         window = prompt_window(perf, start, end)
+        window_start, window_end = window_bounds(perf, start, end)
+        before = make_performance(perf.notes[perf.notes[:, ONSET] < window_end])
         started = time.perf_counter()
         continuations = chosen.continue_window(window, config, on_progress, should_stop)
         settings = asdict(config) | {
@@ -299,11 +332,31 @@ class Studio:
             "prompt_seconds": round(window.duration, 3),
             "generation_seconds": round(time.perf_counter() - started, 3),
         }
-        results = [Result(i, c, settings | {"candidate": i}) for i, c in enumerate(continuations)]
+        rows = sorted(range(len(continuations)), key=lambda i: -_judgement(continuations[i]))
+        results = []
+        for rank, row in enumerate(rows):
+            c = continuations[row]
+            judgement = c.log_likelihood_per_note
+            results.append(
+                Result(
+                    rank,
+                    c,
+                    merge(before, c.added, window_start),
+                    settings
+                    | {
+                        "candidate": rank,
+                        "batch_row": row,  # with the seed, what reproduces this candidate
+                        "log_likelihood_per_note": None
+                        if judgement is None
+                        else round(judgement, 4),
+                    },
+                )
+            )
         stopped = bool(should_stop and should_stop())
         folder = self.new_folder()
         notes = list(perf.warnings)
-        candidates = [self._write(folder, r, notes, audio) for r in results]
+        piece, step = take_name(name)
+        candidates = [self._write(folder, f"{piece}-step{step}", r, notes, audio) for r in results]
         if any(len(r.continuation.added) == 0 for r in results):
             notes.append("A candidate added no notes (silence was its continuation).")
         return Outcome(
@@ -315,11 +368,9 @@ class Studio:
             notes,
         )
 
-    def _write(self, folder: Path, result: Result, notes: list[str], audio: bool):
-        stem = f"musicgen-seed{result.settings['seed']}-{result.candidate + 1}"
-        midi = write_midi(
-            result.continuation.combined, folder / f"{stem}.mid", result.settings_text
-        )
+    def _write(self, folder: Path, prefix: str, result: Result, notes: list[str], audio: bool):
+        stem = f"{prefix}-c{result.candidate + 1}"
+        midi = write_midi(result.piece, folder / f"{stem}.mid", result.settings_text)
         added = write_midi(
             result.continuation.added, folder / f"{stem}-continuation.mid", result.settings_text
         )
@@ -332,6 +383,23 @@ class Studio:
         draw(result.continuation.prompt, result.continuation.added).save(roll)
         (folder / f"{stem}.json").write_text(json.dumps(result.settings, indent=2))
         return CandidateFiles(wav, midi, added, roll, result.settings)
+
+
+def _judgement(c: Continuation) -> float:
+    return -math.inf if c.log_likelihood_per_note is None else c.log_likelihood_per_note
+
+
+STEP_NAME = re.compile(r"^(?P<piece>.+)-step(?P<step>\d+)-c\d+$")
+
+
+def take_name(name: str | None) -> tuple[str, int]:
+    """(piece, step) for a new result: a step's result `bach-step2-c3` gives ('bach', 3); any
+    other name starts a piece at step 1 (kept to letters, digits, '-' and '_')."""
+    match = STEP_NAME.match(name or "")
+    if match:
+        return match["piece"], int(match["step"]) + 1
+    piece = re.sub(r"[^A-Za-z0-9_-]+", "-", name or "")[:40].strip("-")
+    return piece or "piece", 1
 
 
 def _none_if_blank(value):

@@ -263,7 +263,7 @@ class Trainer:
 
         self.model.eval()
         config = SamplingConfig(seconds=self.cfg.sample_seconds, seed=0)
-        cont = sample_tokens(self.model, self.tokenizer, self.sample_prompt, config)[0]
+        cont = sample_tokens(self.model, self.tokenizer, self.sample_prompt, config)[0].ids
         perf = self.tokenizer.decode(np.concatenate([self.sample_prompt, cont]))
         if len(perf):
             write_midi(perf, directory / "sample.mid", text=f"step {self.step}")

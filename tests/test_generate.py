@@ -39,7 +39,9 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
 def test_same_seed_same_output_other_seed_other_output(tiny_model, midi_files):
     model, tok = tiny_model
     prompt = tok.encode(read_midi(midi_files[0]))[:40]
-    run = lambda seed: sample_tokens(model, tok, prompt, SamplingConfig(seconds=5, seed=seed))[0]
+    run = lambda seed: (
+        sample_tokens(model, tok, prompt, SamplingConfig(seconds=5, seed=seed))[0].ids
+    )
     a, b, c = run(1), run(1), run(2)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
@@ -64,7 +66,7 @@ def test_generated_ids_always_follow_the_grammar(tiny_model):
     for seed in range(4):
         ids = sample_tokens(
             model, tok, np.zeros(0, int), SamplingConfig(seconds=4, seed=seed, top_p=1.0)
-        )[0]
+        )[0].ids
         usable = tok.valid_ids(ids)
         # everything but (at most) a trailing incomplete note is usable
         assert len(ids) - len(usable) <= 2
@@ -75,7 +77,7 @@ def test_requested_length_reached_within_ten_percent(tiny_model, midi_files):
     model, tok = tiny_model
     prompt = tok.encode(read_midi(midi_files[2]))
     for seconds in (3.0, 12.0):
-        ids = sample_tokens(model, tok, prompt, SamplingConfig(seconds=seconds, seed=0))[0]
+        ids = sample_tokens(model, tok, prompt, SamplingConfig(seconds=seconds, seed=0))[0].ids
         assert abs(tok.seconds_of(ids) - seconds) <= 0.1 * seconds
 
 
@@ -88,7 +90,7 @@ def test_window_slides_past_the_context(tiny_model, midi_files, monkeypatch):
     )
     prompt = tok.encode(read_midi(midi_files[3]))
     assert len(prompt) > model.config.block_size
-    ids = sample_tokens(model, tok, prompt, SamplingConfig(seconds=60, seed=0))[0]
+    ids = sample_tokens(model, tok, prompt, SamplingConfig(seconds=60, seed=0))[0].ids
     assert len(prefills) > 2 and all(n <= model.config.block_size for n in prefills)
     assert 60 - 0.01 < tok.seconds_of(ids) <= 60 + 1e-6  # and it went on to the end
 
@@ -97,9 +99,9 @@ def test_static_and_dynamic_caches_give_the_same_tokens(tiny_model, midi_files):
     model, tok = tiny_model
     prompt = tok.encode(read_midi(midi_files[0]))[:30]
     config = SamplingConfig(seconds=120, seed=5)  # rows differ by ulps: same draws, same tokens
-    dynamic = sample_tokens(model, tok, prompt, config)[0]
+    dynamic = sample_tokens(model, tok, prompt, config)[0].ids
     static_cache = Decoder("static", model.decode_step, static_cache=True)
-    static = sample_tokens(model, tok, prompt, config, decoder=static_cache)[0]
+    static = sample_tokens(model, tok, prompt, config, decoder=static_cache)[0].ids
     assert len(dynamic) > model.config.block_size  # through a slide of the window
     assert np.array_equal(dynamic, static)
 
@@ -114,7 +116,7 @@ def test_progress_and_stop(tiny_model):
         SamplingConfig(seconds=60, seed=0),
         on_progress=seen.append,
         should_stop=lambda: len(seen) >= 2,
-    )[0]
+    )[0].ids
     assert len(seen) == 2 and seen[-1].tokens == len(ids)
     assert 0 < seen[-1].seconds < 60 and seen[-1].tokens_per_second > 0
 
@@ -160,7 +162,7 @@ def densest_onset(tok, ids: np.ndarray) -> int:
 def assert_ends_cleanly(tok, prompt, ids_per_candidate, config):
     """The pile-up invariants: each continuation ends by itself within one 10 ms grid step of
     its length (never at the token cap), and no onset holds more than MAESTRO's densest."""
-    for ids in ids_per_candidate:
+    for ids in (s.ids for s in ids_per_candidate):
         assert config.seconds - 0.01 < tok.seconds_of(ids) <= config.seconds + 1e-6
         assert len(ids) < config.max_new_tokens
         assert densest_onset(tok, np.concatenate([prompt, ids])) <= MAX_NOTES_PER_ONSET
@@ -179,7 +181,9 @@ def test_random_model_never_piles_up_and_ends_at_its_length(tiny_model, midi_fil
 def test_a_pitch_is_struck_once_per_onset(tiny_model):
     model, tok = tiny_model
     for seed in range(8):
-        ids = sample_tokens(model, tok, np.zeros(0, int), SamplingConfig(seconds=20, seed=seed))[0]
+        ids = sample_tokens(model, tok, np.zeros(0, int), SamplingConfig(seconds=20, seed=seed))[
+            0
+        ].ids
         onset = np.cumsum(tok.shift_seconds[ids] > 0)
         is_pitch = tok.kind[ids] == NOTE_PITCH
         pairs = list(zip(onset[is_pitch], ids[is_pitch]))
@@ -196,3 +200,19 @@ def test_bundled_models_end_cleanly_on_the_examples(name):
         prompt = tok.encode(prompt_window(read_midi(path), None, None))
         config = SamplingConfig(seconds=3.0, seed=i, num_candidates=4)
         assert_ends_cleanly(tok, prompt, sample_tokens(model, tok, prompt, config), config)
+
+
+def test_log_likelihood_is_the_models_probability_of_the_continuation(tiny_model, midi_files):
+    model, tok = tiny_model
+    prompt = tok.encode(read_midi(midi_files[0]))[:20]
+    steps = iter(range(10_000))  # stop after 30 tokens: inside the first window
+    config = SamplingConfig(seconds=60, seed=2)
+    sample = sample_tokens(model, tok, prompt, config, should_stop=lambda: next(steps) >= 29)[0]
+    ids = np.concatenate([prompt, sample.ids])[: model.config.block_size]
+    n = len(ids) - len(prompt)  # continuation tokens inside one window
+    with torch.no_grad():
+        logits, _ = model(torch.as_tensor(ids)[None])
+    log_p = logits[0, len(prompt) - 1 : -1].log_softmax(-1)
+    expected = log_p.gather(1, torch.as_tensor(ids[len(prompt) :])[:, None]).sum()
+    assert n == len(sample.ids) == 30
+    assert sample.log_likelihood == pytest.approx(float(expected), rel=1e-4, abs=1e-3)

@@ -7,7 +7,7 @@ import pytest
 from musicgen.errors import InvalidMidiError, InvalidParameterError
 from musicgen.generate import SamplingConfig
 from musicgen.midi import read_midi, read_text_meta
-from musicgen.studio import Studio
+from musicgen.studio import Studio, take_name
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +80,28 @@ def test_an_already_parsed_prompt_is_not_parsed_again(studio, midi_files, monkey
     monkeypatch.setattr(studio, "read_prompt", lambda path: pytest.fail("parsed again"))
     assert studio.preview(perf).window.duration > 0
     assert studio.generate(perf, SamplingConfig(seconds=2)).candidates
+
+
+def test_steps_build_a_piece_named_by_piece_step_and_candidate(studio, midi_files):
+    config = SamplingConfig(seconds=3, seed=6, num_candidates=3)
+    first = studio.generate(midi_files[1], config)
+    upload = read_midi(midi_files[1])
+    stem = take_name(midi_files[1].stem)[0]  # the file's name, kept short
+    assert [c.midi.name for c in first.candidates] == [f"{stem}-step1-c{k}.mid" for k in (1, 2, 3)]
+    judged = [c.settings["log_likelihood_per_note"] for c in first.candidates]
+    assert judged == sorted(judged, reverse=True)  # best first
+    second = studio.generate(first.candidates[1].midi, config)  # continue candidate 2
+    assert second.candidates[0].midi.name == f"{stem}-step2-c1.mid"
+    piece = read_midi(second.candidates[0].midi)
+    step1 = read_midi(first.candidates[1].midi)
+    assert len(step1) == len(upload) + len(read_midi(first.candidates[1].continuation_midi))
+    assert len(piece) == len(step1) + len(read_midi(second.candidates[0].continuation_midi))
+    # the upload as it was, then each step: onsets keep their place in the piece
+    assert abs(piece.notes[: len(upload), 0] - upload.notes[:, 0]).max() < 2e-3
+    assert upload.duration - 0.05 < step1.notes[len(upload) :, 0].min()
+
+
+def test_take_names():
+    assert take_name("bach-step2-c3") == ("bach", 3)
+    assert take_name("My Piece (v2)") == ("My-Piece-v2", 1)
+    assert take_name("") == ("piece", 1) and take_name(None) == ("piece", 1)
