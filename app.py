@@ -159,7 +159,7 @@ def prompt_panel(examples: list[dict], audio_ok: bool):
             value=None,
             label="…or pick an example (MAESTRO test split)",
         )
-        chain = gr.Button("⤷ Continue from the last result", size="sm")
+        undo = gr.Button("↶ Undo the last continue", size="sm")
     with gr.Row():
         start = named(
             gr.Number(
@@ -176,7 +176,7 @@ def prompt_panel(examples: list[dict], audio_ok: bool):
         label="What the model hears", type="filepath", interactive=False, visible=audio_ok
     )
     roll = gr.Image(label="Prompt window", type="filepath", interactive=False, height=200)
-    return prompt, example, chain, start, end, (info, audio, roll)
+    return prompt, example, undo, start, end, (info, audio, roll)
 
 
 def settings_panel(studio: Studio):
@@ -233,15 +233,19 @@ def candidate_slots(audio_ok: bool) -> list[tuple]:
         for i in range(MAX_CANDIDATES):
             with gr.Column(visible=i == 0, min_width=320) as column:
                 audio = gr.Audio(
-                    label=f"Candidate {i + 1}", type="filepath", interactive=False, visible=audio_ok
+                    label=f"Take {i + 1}" + (" (the model's favourite)" if i == 0 else ""),
+                    type="filepath",
+                    interactive=False,
+                    visible=audio_ok,
                 )
                 roll = gr.Image(label=f"Piano roll {i + 1}", type="filepath", interactive=False)
                 files = gr.File(
-                    label="MIDI: prompt + continuation, continuation only",
+                    label="MIDI: the whole piece so far, the continuation alone",
                     file_count="multiple",
                     interactive=False,
                 )
-            slots.append((column, audio, roll, files))
+                take = gr.Button(f"⤷ Continue from take {i + 1}", size="sm")
+            slots.append(((column, audio, roll, files), take))
     return slots
 
 
@@ -258,7 +262,7 @@ def build(studio: Studio) -> gr.Blocks:
         )
         with gr.Row():
             with gr.Column(scale=5):
-                prompt, example, chain, start, end, preview_outputs = prompt_panel(
+                prompt, example, undo, start, end, preview_outputs = prompt_panel(
                     examples, audio_ok
                 )
             with gr.Column(scale=4):
@@ -272,7 +276,9 @@ def build(studio: Studio) -> gr.Blocks:
                 used_seed = gr.Number(label="Seed used", interactive=False, precision=0)
         info = gr.Markdown(label="Summary")
         slots = candidate_slots(audio_ok)
-        last_result = gr.State(None)  # path of the latest combined MIDI of this session
+        details = gr.JSON(label="Candidates, best first: settings and the model's judgement")
+        takes = gr.State([])  # the piece MIDI of each candidate of the last generation
+        history = gr.State([])  # the prompts continued from, for Undo
         parsed = gr.State(None)  # (path, Performance) of the prompt file last read
         gr.Markdown(
             f"Device **{studio.device}** · "
@@ -321,10 +327,16 @@ def build(studio: Studio) -> gr.Blocks:
             match = [e for e in examples if example_label(e) == label]
             return (match[0]["path"], None, None) if match else (gr.skip(), gr.skip(), gr.skip())
 
-        def continue_last(path):
-            if not path:
-                raise gr.Error("Generate something first; then it can be continued.")
-            return path, None, None
+        def continue_take(i, takes, prompt, history):
+            """Take i (the whole piece so far) becomes the prompt, continued from its end."""
+            if i >= len(takes):
+                raise gr.Error("Generate something first; then a take can be continued.")
+            return takes[i], None, None, [*history, prompt]
+
+        def undo_continue(history):
+            if not history:
+                raise gr.Error("Nothing to undo: no take has been continued yet.")
+            return history[-1], None, None, history[:-1]
 
         def run(
             prompt,
@@ -393,8 +405,14 @@ def build(studio: Studio) -> gr.Blocks:
                 else:
                     values += [gr.Column(visible=False), None, None, None]
             first = outcome.candidates[0]
-            summary = outcome.describe()
-            return [*values, summary, first.settings["seed"], str(first.midi), parsed]
+            return [
+                *values,
+                [c.settings for c in outcome.candidates],
+                outcome.describe(),
+                first.settings["seed"],
+                [str(c.midi) for c in outcome.candidates],
+                parsed,
+            ]
 
         def request_stop(request: gr.Request):
             stops.stop(request.session_hash)
@@ -407,7 +425,14 @@ def build(studio: Studio) -> gr.Blocks:
         for box in (start, end):  # on every change, not only on Enter
             box.change(*preview, api_name=False)
         example.change(pick_example, example, window_inputs, api_name=False)
-        chain.click(continue_last, last_result, window_inputs, api_name=False)
+        for i, (_, take) in enumerate(slots):
+            take.click(
+                lambda takes, prompt, history, i=i: continue_take(i, takes, prompt, history),
+                [takes, prompt, history],
+                [*window_inputs, history],
+                api_name=False,
+            )
+        undo.click(undo_continue, history, [*window_inputs, history], api_name=False)
         dice.click(lambda: random.randint(0, MAX_SEED), None, seed, api_name=False)
         preset.change(
             lambda name: PRESETS[name], preset, [temperature, top_k, top_p], api_name=False
@@ -415,7 +440,7 @@ def build(studio: Studio) -> gr.Blocks:
         generate.click(
             run,
             [*controls.inputs(), parsed],
-            [*(c for slot in slots for c in slot), info, used_seed, last_result, parsed],
+            [*(c for slot, _ in slots for c in slot), details, info, used_seed, takes, parsed],
             api_name="generate",
             concurrency_limit=CONCURRENCY,
             concurrency_id="generate",

@@ -2,13 +2,14 @@
 
 import shutil
 import wave
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
 from gradio_client import Client, handle_file
 
 from musicgen.app_process import running_app
-from musicgen.midi import read_midi, read_text_meta
+from musicgen.midi import prompt_window, read_midi, read_text_meta, write_midi
 
 EXAMPLE = sorted((ROOT / "examples").glob("*.mid"))[0]
 
@@ -56,12 +57,27 @@ def test_example_prompt_and_candidates(client):
     assert first and second and first[0] != second[0]
 
 
-def test_chaining_continues_the_previous_result(client, tmp_path, midi_files):
-    first = generate(client, midi_files[2], seed=3)[2][0]
-    local = tmp_path / "first.mid"
-    shutil.copy(first, local)
-    second = generate(client, local, seed=4)[2][0]
-    assert read_midi(second).duration > read_midi(local).duration
+def test_a_piece_built_step_by_step_through_the_api(client, tmp_path):
+    # Upload a 50 s file, continue 10 s, continue take 2 for 10 s, undo that, continue again:
+    # the final MIDI holds the 50 s of the upload as they were, then 20 s of continuation.
+    upload = tmp_path / "sonata.mid"
+    write_midi(prompt_window(read_midi(EXAMPLE), 0.0, 50.0), upload)
+    notes = read_midi(upload).notes
+    step1 = generate(client, upload, seconds=10, seed=3, candidates=2)
+    take2 = step1[5][0]
+    assert Path(take2).name == "sonata-step1-c2.mid"
+    generate(client, take2, seconds=10, seed=4)  # step 2 ...
+    final = generate(client, take2, seconds=10, seed=5)  # ... undone: step 2 again
+    piece = read_midi(final[2][0])
+    assert Path(final[2][0]).name == "sonata-step2-c1.mid"
+    assert abs(piece.notes[: len(notes)] - notes).max() < 2e-3  # the upload, untouched
+    added = piece.notes[len(notes) :, 0]
+    last_upload_onset = notes[:, 0].max()
+    assert len(added) and added.min() >= last_upload_onset - 1e-3
+    assert added.max() <= last_upload_onset + 20.0 + 0.02  # two steps of 10 s
+    for out in (step1, final):  # every take carries the model's judgement, best first
+        judged = [t["log_likelihood_per_note"] for t in out[-3]]
+        assert all(j is not None for j in judged) and judged == sorted(judged, reverse=True)
 
 
 def test_bad_upload_is_an_error_message_and_the_server_lives(app, client, tmp_path, midi_files):
