@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from .errors import MusicgenError
@@ -16,17 +18,23 @@ def _generate(args) -> int:
 
     from tqdm import tqdm
 
+    from .checkpoint import BUNDLED_CHECKPOINTS
     from .studio import SamplingConfig, Studio
 
+    seed = random.randint(0, 2**31 - 1) if args.random_seed else args.seed
     config = SamplingConfig(
         seconds=args.seconds,
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
-        seed=args.seed,
+        seed=seed,
+        num_candidates=args.candidates,
         composer=args.composer,
     )
-    studio = Studio.load([args.checkpoint], args.device)
+    checkpoint = args.checkpoint
+    if args.model:
+        checkpoint = BUNDLED_CHECKPOINTS[MODELS.index(args.model)]
+    studio = Studio.load([checkpoint], args.device)
     bar = tqdm(total=round(config.seconds, 1), unit="s of music", desc="generating")
 
     def on_progress(p):
@@ -45,16 +53,24 @@ def _generate(args) -> int:
     bar.close()
     for note in outcome.notes:
         logging.warning(note)
-    files = outcome.candidates[0]
-    shutil.copyfile(files.midi, args.output)
-    if args.wav is not None and files.wav is not None:
-        shutil.copyfile(files.wav, args.wav)
-    added = len(outcome.results[0].continuation.added)
-    print(
-        f"wrote {args.output}"
-        + (f" and {args.wav}" if files.wav else "")
-        + f" ({added} new notes, seed {config.seed})"
-    )
+    for files, result in zip(outcome.candidates, outcome.results):
+        midi, wav = args.output, args.wav
+        if len(outcome.candidates) > 1:  # OUT-c1.mid, OUT-c2.mid, ...: best first
+            tag = f"-c{result.candidate + 1}"
+            midi = midi.with_name(midi.stem + tag + midi.suffix)
+            wav = wav and wav.with_name(wav.stem + tag + wav.suffix)
+        shutil.copyfile(files.midi, midi)
+        if wav is not None and files.wav is not None:
+            shutil.copyfile(files.wav, wav)
+        judged = result.continuation.log_likelihood_per_note
+        print(
+            f"wrote {midi}"
+            + (f" and {wav}" if files.wav else "")
+            + f" ({len(result.continuation.added)} new notes"
+            + (f", {judged:.2f} nats/note" if judged is not None else "")
+            + ")"
+        )
+    print(f"seed {config.seed}")
     return 0
 
 
@@ -107,8 +123,39 @@ def _bench(args) -> int:
     return 0
 
 
+# Training options: type and a line of help each; defaults come from TrainConfig.
+TRAIN_OPTIONS = {
+    "n_layer": (int, "Transformer blocks"),
+    "n_head": (int, "attention heads per block"),
+    "n_embd": (int, "model width"),
+    "block_size": (int, "context in tokens"),
+    "dropout": (float, "dropout on embeddings, attention and MLP"),
+    "composers": (int, "most frequent composers given a style token (0: none)"),
+    "composer_p": (float, "probability a training window starts with its composer token"),
+    "velocity_shift": (int, "augmentation: move all velocities by up to this many bins"),
+    "batch_size": (int, "windows per step (per process)"),
+    "grad_accum": (int, "micro-batches accumulated per step"),
+    "lr": (float, "peak learning rate"),
+    "min_lr": (float, "learning rate at the end of the cosine schedule"),
+    "warmup_steps": (int, "linear warm-up steps"),
+    "max_steps": (int, "steps of the schedule"),
+    "weight_decay": (float, "AdamW weight decay of the matrices"),
+    "grad_clip": (float, "gradient norm clip"),
+    "seed": (int, "seed of the initialisation and the batches"),
+    "eval_every": (int, "steps between validations and checkpoints"),
+    "eval_batches": (int, "validation batches (the same ones every time)"),
+    "log_every": (int, "steps between log lines"),
+    "max_files": (int, "use only the first N files (quick experiments)"),
+    "time_limit_min": (float, "stop with a checkpoint after this many minutes"),
+    "stop_at_step": (int, "stop with a checkpoint at this step (--resume continues)"),
+    "sample_seconds": (float, "length of the sample continuation written per checkpoint"),
+}
+MODELS = ("base", "small")  # --model NAME: checkpoints/maestro-NAME
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .studio import SamplingConfig  # its defaults are the command's defaults
+    from .train import TrainConfig
 
     parser = argparse.ArgumentParser(prog="python -m musicgen", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -125,48 +172,54 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=SamplingConfig.top_k, help="0 turns it off")
     g.add_argument("--top-p", type=float, default=SamplingConfig.top_p, help="1 turns it off")
     g.add_argument("--seed", type=int, default=SamplingConfig.seed)
+    g.add_argument(
+        "--random-seed", action="store_true", help="a new random seed (printed) instead of --seed"
+    )
+    g.add_argument(
+        "--candidates",
+        type=int,
+        default=SamplingConfig.num_candidates,
+        help="takes sampled at once, written as OUT-c1.mid, OUT-c2.mid, ... best first",
+    )
     g.add_argument("--composer", help="composer style token of the checkpoint, if any")
     g.add_argument("--prompt-start", type=float, help="seconds (default: 30 s before the end)")
     g.add_argument("--prompt-end", type=float, help="seconds (default: the end of the file)")
-    g.add_argument("--checkpoint", type=Path)
+    which = g.add_mutually_exclusive_group()
+    which.add_argument(
+        "--model", choices=MODELS, help="a bundled model: base (default, best music) or small"
+    )
+    which.add_argument("--checkpoint", type=Path, help="a checkpoint folder or training run")
     g.add_argument("--device")
     g.set_defaults(func=_generate)
 
     t = sub.add_parser("train", help="train a model on MAESTRO or a folder of MIDI files")
-    t.add_argument("--data", required=True)
-    t.add_argument("--out", required=True)
+    t.add_argument(
+        "--data", required=True, help="MAESTRO (with its CSV split) or any folder of MIDI files"
+    )
+    t.add_argument("--out", required=True, help="the run's folder: checkpoints, log, samples")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    for name, kind in (
-        ("n_layer", int),
-        ("n_head", int),
-        ("n_embd", int),
-        ("block_size", int),
-        ("dropout", float),
-        ("composers", int),
-        ("composer_p", float),
-        ("velocity_shift", int),
-        ("batch_size", int),
-        ("grad_accum", int),
-        ("lr", float),
-        ("min_lr", float),
-        ("warmup_steps", int),
-        ("max_steps", int),
-        ("weight_decay", float),
-        ("grad_clip", float),
-        ("seed", int),
-        ("eval_every", int),
-        ("eval_batches", int),
-        ("log_every", int),
-        ("max_files", int),
-        ("time_limit_min", float),
-        ("stop_at_step", int),
-        ("sample_seconds", float),
-    ):
-        t.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
-    t.add_argument("--device")
-    t.add_argument("--compile", action="store_true", default=None)
-    t.add_argument("--no-augment", dest="augment", action="store_false", default=None)
-    t.add_argument("--cache-dir")
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    for name, (kind, text) in TRAIN_OPTIONS.items():
+        t.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=kind,
+            help=f"{text} (default: {defaults[name]})",
+        )
+    t.add_argument("--device", help="cuda, mps, xpu or cpu (default: the best available)")
+    t.add_argument(
+        "--compile", action="store_true", default=None, help="torch.compile the model (GPUs)"
+    )
+    t.add_argument(
+        "--no-augment",
+        dest="augment",
+        action="store_false",
+        default=None,
+        help="no transposition, time-stretch or velocity shift (default: augment)",
+    )
+    t.add_argument(
+        "--cache-dir", help="where the token cache lives (default: $MUSICGEN_CACHE or ~/.cache)"
+    )
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="NLL of a checkpoint on a split, whole pieces")

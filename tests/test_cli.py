@@ -74,3 +74,27 @@ def test_generate_rejects_bad_input_cleanly(tmp_path, tiny_checkpoint):
         "nan",
     )
     assert proc.returncode == 2 and "temperature" in proc.stderr
+
+
+def test_candidates_and_random_seed(tmp_path, tiny_checkpoint, midi_files):
+    out = tmp_path / "take.mid"
+    proc = run_cli(
+        "generate", midi_files[1], "-o", out, "--seconds", 2, "--candidates", 3,
+        "--random-seed", "--checkpoint", tiny_checkpoint,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    written = sorted(p.name for p in tmp_path.glob("take-c*.mid"))
+    assert written == ["take-c1.mid", "take-c2.mid", "take-c3.mid"]
+    seed = int(proc.stdout.strip().splitlines()[-1].removeprefix("seed "))
+    settings = json.loads(read_text_meta(tmp_path / "take-c2.mid")[0].removeprefix("musicgen "))
+    assert settings["seed"] == seed and settings["candidate"] == 1
+
+
+def test_train_help_gives_every_option_a_line_and_its_default():
+    proc = run_cli("train", "--help")
+    assert proc.returncode == 0
+    options = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("--")]
+    assert len(options) >= 27
+    for name in ("--n-layer", "--dropout", "--velocity-shift", "--lr", "--max-steps"):
+        entry = next(e for e in proc.stdout.split("\n  --") if e.startswith(name[2:]))
+        assert "(default:" in " ".join(entry.split()), entry  # argparse wraps long lines
