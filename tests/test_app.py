@@ -91,7 +91,8 @@ def test_bad_upload_is_an_error_message_and_the_server_lives(app, client, tmp_pa
     assert generate(client, midi_files[0])[2]
 
 
-def test_browser_example_generate_shows_audio_and_piano_roll(app, artifacts):
+@pytest.fixture(scope="module")
+def page(app):
     playwright = pytest.importorskip("playwright.sync_api")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -112,14 +113,58 @@ def test_browser_example_generate_shows_audio_and_piano_roll(app, artifacts):
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(app[0])
-            page.get_by_label("…or pick an example (MAESTRO test split)").click()
-            page.get_by_role("option").first.click()
-            page.get_by_alt_text("Prompt window").or_(
-                page.locator("img[src*='prompt']")
-            ).first.wait_for(timeout=60_000)
-            page.get_by_role("button", name="Generate").click()
-            page.locator("audio").first.wait_for(state="attached", timeout=90_000)
-            page.locator("img[src*='musicgen-seed']").first.wait_for(timeout=90_000)
-            page.screenshot(path=str(artifacts / "app.png"), full_page=True)
+            yield page
         finally:
             browser.close()
+
+
+def test_browser_example_generate_shows_audio_and_piano_roll(page, artifacts):
+    page.get_by_label("…or pick an example (MAESTRO test split)").click()
+    page.get_by_role("option").first.click()
+    page.locator("img[src*='prompt']").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Generate").click()
+    page.locator("audio").first.wait_for(state="attached", timeout=90_000)
+    page.locator("img[src*='-step1-c1']").first.wait_for(timeout=90_000)
+    page.screenshot(path=str(artifacts / "app.png"), full_page=True)
+
+
+def test_browser_builds_a_three_step_piece_with_an_undo(page, artifacts):
+    page.get_by_label("…or pick an example (MAESTRO test split)").click()
+    page.get_by_role("option").nth(1).click()
+    page.locator("img[src*='prompt']").first.wait_for(timeout=60_000)
+    candidates = page.get_by_label("Candidates").last  # the slider's number box
+    candidates.fill("2")
+    candidates.press("Enter")
+    prompt_roll = page.locator("img[src*='prompt.png']").first
+
+    def prompt_becomes(action, name: str) -> None:
+        """Do `action`; the prompt (file and preview) must change to the take `name`."""
+        before = prompt_roll.get_attribute("src")
+        action()
+        page.wait_for_function(
+            "([before]) => { const img = document.querySelector(\"img[src*='prompt.png']\");"
+            " return img && img.src !== before; }",
+            arg=[before],
+            timeout=30_000,
+        )
+        assert page.get_by_text(name).count() >= 1
+        page.wait_for_timeout(1000)  # the preview's other outputs land
+
+    def step(n: int, take: int) -> None:
+        page.get_by_role("button", name="Generate").click()
+        page.locator(f"img[src*='-step{n}-c2']").first.wait_for(timeout=90_000)
+        page.wait_for_timeout(1000)  # the rest of the event's outputs (the takes) land
+        page.screenshot(path=str(artifacts / f"piece-step{n}.png"), full_page=True)
+        button = page.get_by_role("button", name=f"Continue from take {take}")
+        prompt_becomes(button.click, f"-step{n}-c{take}")
+
+    step(1, take=2)  # continue the second take: the prompt is now ...-step1-c2.mid
+    step(2, take=1)
+    undo = page.get_by_role("button", name="Undo the last continue")
+    prompt_becomes(undo.click, "-step1-c2")  # back one step: step 1's second take again
+    take2 = page.get_by_role("button", name="Continue from take 2")
+    prompt_becomes(take2.click, "-step2-c2")  # step 2's other take instead
+    page.get_by_role("button", name="Generate").click()
+    page.locator("img[src*='-step3-c2']").first.wait_for(timeout=90_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(artifacts / "piece-final.png"), full_page=True)
