@@ -50,6 +50,7 @@ from .midi import (
     window_bounds,
     write_midi,
 )
+from .originality import OriginalityIndex, SharedRun
 from .pianoroll import draw
 from .synth import Renderer
 
@@ -161,15 +162,17 @@ class Outcome:
             f"Took **{self.seconds_taken:.2f} s** on `{self.device}` with model "
             f"`{c['checkpoint']}` ({c['decoder']})",
         ]
-        if len(self.results) > 1:
-            judged = [r.continuation.log_likelihood_per_note for r in self.results]
-            lines.append(
-                "Best first, by the model's own judgement (mean log-likelihood per note): "
-                + " · ".join(
-                    f"{i + 1}: {j:.2f}" if j is not None else f"{i + 1}: no notes"
-                    for i, j in enumerate(judged)
-                )
+        for take in self.candidates:
+            judged = take.settings["log_likelihood_per_note"]
+            run = take.settings["longest_maestro_run"]
+            line = f"Take {take.settings['candidate'] + 1}: " + (
+                "no notes"
+                if judged is None
+                else f"{judged:.2f} nats/note (the model's own judgement)"
             )
+            if run is not None:
+                line += " · " + SharedRun(run["notes"], run["piece"]).describe()
+            lines.append(line)
         return "\n\n".join(lines + self.notes)
 
 
@@ -190,6 +193,7 @@ class Studio:
         self._cleanup_lock = threading.Lock()
         self._renderer: Renderer | None = None
         self._renderer_error: MusicgenError | None = None
+        self.originality = OriginalityIndex.load()  # None when the index is not installed
 
     @classmethod
     def load(
@@ -337,6 +341,7 @@ class Studio:
         for rank, row in enumerate(rows):
             c = continuations[row]
             judgement = c.log_likelihood_per_note
+            copied = self.originality.longest_run(c.added) if self.originality else None
             results.append(
                 Result(
                     rank,
@@ -349,6 +354,9 @@ class Studio:
                         "log_likelihood_per_note": None
                         if judgement is None
                         else round(judgement, 4),
+                        "longest_maestro_run": None
+                        if copied is None
+                        else {"notes": copied.notes, "piece": copied.title},
                     },
                 )
             )

@@ -78,6 +78,7 @@ def test_a_piece_built_step_by_step_through_the_api(client, tmp_path):
     for out in (step1, final):  # every take carries the model's judgement, best first
         judged = [t["log_likelihood_per_note"] for t in out[-3]]
         assert all(j is not None for j in judged) and judged == sorted(judged, reverse=True)
+        assert all(t["longest_maestro_run"]["notes"] >= 0 for t in out[-3])
 
 
 def test_bad_upload_is_an_error_message_and_the_server_lives(app, client, tmp_path, midi_files):

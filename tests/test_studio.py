@@ -90,6 +90,8 @@ def test_steps_build_a_piece_named_by_piece_step_and_candidate(studio, midi_file
     assert [c.midi.name for c in first.candidates] == [f"{stem}-step1-c{k}.mid" for k in (1, 2, 3)]
     judged = [c.settings["log_likelihood_per_note"] for c in first.candidates]
     assert judged == sorted(judged, reverse=True)  # best first
+    for c in first.candidates:  # and the originality check of each
+        assert c.settings["longest_maestro_run"]["notes"] >= 0
     second = studio.generate(first.candidates[1].midi, config)  # continue candidate 2
     assert second.candidates[0].midi.name == f"{stem}-step2-c1.mid"
     piece = read_midi(second.candidates[0].midi)
