@@ -245,24 +245,26 @@ def settings_panel(studio: Studio):
 
 
 def candidate_slots(audio_ok: bool) -> list[tuple]:
+    """A column per take, two takes a row (2 x 2 for four): each roll wide enough to read."""
     slots = []
-    with gr.Row():
-        for i in range(MAX_CANDIDATES):
-            with gr.Column(visible=i == 0, min_width=320) as column:
-                audio = gr.Audio(
-                    label=f"Take {i + 1}" + (" (the model's favourite)" if i == 0 else ""),
-                    type="filepath",
-                    interactive=False,
-                    visible=audio_ok,
-                )
-                roll = gr.Image(label=f"Piano roll {i + 1}", type="filepath", interactive=False)
-                files = gr.File(
-                    label="MIDI: the whole piece so far, the continuation alone",
-                    file_count="multiple",
-                    interactive=False,
-                )
-                take = gr.Button(f"⤷ Continue from take {i + 1}", size="sm")
-            slots.append(((column, audio, roll, files), take))
+    for first in range(0, MAX_CANDIDATES, 2):
+        with gr.Row():
+            for i in range(first, min(first + 2, MAX_CANDIDATES)):
+                with gr.Column(visible=i == 0, min_width=420) as column:
+                    audio = gr.Audio(
+                        label=f"Take {i + 1}" + (" (the model's favourite)" if i == 0 else ""),
+                        type="filepath",
+                        interactive=False,
+                        visible=audio_ok,
+                    )
+                    roll = gr.Image(label=f"Piano roll {i + 1}", type="filepath", interactive=False)
+                    files = gr.File(
+                        label="MIDI: the whole piece so far, the continuation alone",
+                        file_count="multiple",
+                        interactive=False,
+                    )
+                    take = gr.Button(f"⤷ Continue from take {i + 1}", size="sm")
+                slots.append(((column, audio, roll, files), take))
     return slots
 
 

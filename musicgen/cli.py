@@ -18,8 +18,7 @@ def _generate(args) -> int:
 
     from tqdm import tqdm
 
-    from .checkpoint import BUNDLED_CHECKPOINTS
-    from .studio import SamplingConfig, Studio
+    from .studio import BUNDLED_CHECKPOINTS, SamplingConfig, Studio
 
     seed = random.randint(0, 2**31 - 1) if args.random_seed else args.seed
     config = SamplingConfig(

@@ -157,8 +157,10 @@ def score_to_notes(score: symusic.Score) -> tuple[np.ndarray, list[str]]:
     return notes, warnings
 
 
-def parse_trusted(data: bytes) -> tuple[np.ndarray, list[str]]:
-    """Parse MIDI bytes in this process. Only for files we trust (or inside the worker)."""
+def parse_in_process(data: bytes) -> tuple[np.ndarray, list[str]]:
+    """Parse MIDI bytes in this process: what the isolated worker runs on untrusted uploads
+    (where a crash of the native parser cannot take the server down), and what reading our own
+    data set runs directly."""
     try:
         score = symusic.Score.from_midi(bytes(data))
     except Exception as exc:  # the native parser reports malformed files as RuntimeError & co
@@ -210,7 +212,7 @@ def read_midi(
             )
         data = path.read_bytes()
     check_midi_bytes(data, max_bytes)
-    notes, warnings = parse_isolated(data) if isolate else parse_trusted(data)
+    notes, warnings = parse_isolated(data) if isolate else parse_in_process(data)
     return validate_notes(notes, warnings)
 
 

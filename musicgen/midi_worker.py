@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 from .errors import InvalidMidiError
-from .midi import parse_trusted
+from .midi import parse_in_process
 
 MEMORY_LIMIT_BYTES = 2 * 1024**3
 
@@ -20,7 +20,7 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
     data = sys.stdin.buffer.read()
     try:
-        notes, warnings = parse_trusted(data)
+        notes, warnings = parse_in_process(data)
     except InvalidMidiError as exc:
         print(str(exc).replace("\n", " "), file=sys.stderr)
         return 2

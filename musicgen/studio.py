@@ -11,7 +11,6 @@ are removed as new requests arrive, and every limit a user can hit is checked he
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -55,8 +54,10 @@ from .originality import OriginalityIndex, SharedRun
 from .pianoroll import draw
 from .synth import Renderer
 
-# What the app and the command line need besides the studio: the sampling settings and limits.
+# What the app and the command line need besides the studio: the sampling settings, limits
+# and bundled checkpoints.
 __all__ = [
+    "BUNDLED_CHECKPOINTS",
     "MAX_CANDIDATES",
     "MAX_CONTINUATION_SECONDS",
     "MAX_FILE_BYTES",
@@ -107,14 +108,9 @@ class Model:
         on_progress: Callable[[Progress], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> list[Continuation]:
-        # ONNX Runtime's decoder brings its own threads; PyTorch's beside them (for attention
-        # and the prefill) oversubscribe the cores when generation runs in a server's worker
-        # thread: measured on 2 cores, 1.6x slower than with PyTorch on one thread.
-        threads = 1 if self.decoder.name == "onnx-int8" else torch.get_num_threads()
-        with _torch_threads(threads):
-            return continue_performance(
-                self.model, self.tokenizer, window, config, on_progress, should_stop, self.decoder
-            )
+        return continue_performance(
+            self.model, self.tokenizer, window, config, on_progress, should_stop, self.decoder
+        )
 
 
 @dataclass(frozen=True)
@@ -397,16 +393,6 @@ class Studio:
         draw(result.continuation.prompt, result.continuation.added).save(roll)
         (folder / f"{stem}.json").write_text(json.dumps(result.settings, indent=2))
         return CandidateFiles(wav, midi, added, roll, result.settings)
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _judgement(c: Continuation) -> float:
