@@ -192,7 +192,7 @@ def prompt_panel(examples: list[dict], audio_ok: bool):
     audio = gr.Audio(
         label="What the model hears", type="filepath", interactive=False, visible=audio_ok
     )
-    roll = gr.Image(label="Prompt window", type="filepath", interactive=False, height=200)
+    roll = gr.Image(label="Prompt window", type="filepath", interactive=False, height=320)
     return prompt, example, undo, start, end, (info, audio, roll)
 
 
