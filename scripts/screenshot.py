@@ -42,7 +42,7 @@ def main() -> None:
         candidates.fill("2")
         candidates.press("Enter")
         page.get_by_role("button", name="Generate").click()
-        page.locator("img[src*='musicgen-seed']").nth(1).wait_for(timeout=120_000)
+        page.locator("img[src*='-step1-c2']").first.wait_for(timeout=180_000)
         page.wait_for_timeout(1500)
         Path(args.out).parent.mkdir(exist_ok=True)
         page.screenshot(path=args.out, full_page=True)
