@@ -110,28 +110,43 @@ class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.out = Path(cfg.out)
+        self._join_processes()
+        self.dtype = devices.train_dtype(self.device)
+        torch.manual_seed(cfg.seed)
+        resumed = load_training_state(self.out) if (self.out / "latest").is_file() else None
+        self._load_data(resumed)
+        self._build_model()
+        self.step, self.best_val, self.tokens_seen, self.train_seconds = 0, float("inf"), 0, 0.0
+        if resumed is not None:
+            self._restore(*resumed)
+        self._wrap_model()
+
+    # ----- set-up, in order
+
+    def _join_processes(self) -> None:
+        """Rank, world size and device; under torchrun, the process group (nccl on GPUs)."""
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
-        self.device = devices.pick_device(cfg.device)
+        self.is_main = self.rank == 0
+        self.device = devices.pick_device(self.cfg.device)
         if self.world > 1:
             if self.device.type == "cuda":
                 self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
                 torch.cuda.set_device(self.device)
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-        self.is_main = self.rank == 0
-        self.dtype = devices.train_dtype(self.device)
-        torch.manual_seed(cfg.seed)
 
-        resumed = load_training_state(self.out) if (self.out / "latest").is_file() else None
+    def _load_data(self, resumed) -> None:
+        """The tokenizer (a resumed run's own, never re-derived from code), the token cache
+        (rank 0 tokenizes, the others then read it) and the window samplers."""
+        cfg = self.cfg
         if resumed is not None:
-            # The tokenizer of a run is the one it started with, never re-derived from code.
             self.tokenizer = PerformanceTokenizer.load(resumed[0])
         else:
             composers = top_composers(list_pieces(cfg.data), cfg.composers) if cfg.composers else ()
             self.tokenizer = PerformanceTokenizer.create(composers)
         if self.world > 1 and not self.is_main:
-            dist.barrier()  # rank 0 tokenizes; the others then read its cache
+            dist.barrier()
         cache = build_cache(cfg.data, self.tokenizer, cfg.cache_dir, max_files=cfg.max_files)
         if self.world > 1 and self.is_main:
             dist.barrier()
@@ -149,6 +164,9 @@ class Trainer:
         )
         self.sample_prompt = self._sample_prompt(cache)
 
+    def _build_model(self) -> None:
+        """The model, AdamW (weight decay on matrices only) and the fp16 gradient scaler."""
+        cfg = self.cfg
         self.model_config = ModelConfig(
             self.tokenizer.vocab_size,
             cfg.block_size,
@@ -170,11 +188,11 @@ class Trainer:
             fused=self.device.type == "cuda",
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
-        self.step, self.best_val, self.tokens_seen, self.train_seconds = 0, float("inf"), 0, 0.0
-        if resumed is not None:
-            self._restore(*resumed)
+
+    def _wrap_model(self) -> None:
+        """What the training step calls: the model, compiled and/or in DDP."""
         self.net = self.model
-        if cfg.compile:
+        if self.cfg.compile:
             self.net = torch.compile(self.net)
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
