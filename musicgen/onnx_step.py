@@ -9,8 +9,8 @@ The step is split where the KV cache is: PyTorch keeps the cache, rotary positio
 (the same code as the model's, on the same dynamic cache), ONNX Runtime runs everything between
 two attentions as one graph: the output projection, the residual, the MLP and the next layer's
 norm and qkv projection. One token costs n_layer + 1 graph runs. The graphs are built here from
-the model's own weights (no exporter involved), quantized, and cached beside the checkpoint's
-folder in a temporary directory keyed by the weights' hash.
+the model's own weights (no exporter involved), quantized once, and kept in a temporary folder
+keyed by a hash of the weights (a restart reuses them).
 """
 
 from __future__ import annotations
