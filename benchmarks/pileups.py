@@ -17,15 +17,6 @@ import numpy as np
 from musicgen.checkpoint import BUNDLED_CHECKPOINTS, REPO_ROOT, load_checkpoint
 from musicgen.generate import MAX_NOTES_PER_ONSET, SamplingConfig, sample_tokens
 from musicgen.midi import prompt_window, read_midi
-from musicgen.tokenizer import NOTE_PITCH
-
-
-def densest_onset(tok, ids: np.ndarray) -> int:
-    """The most pitch tokens between two time shifts (prompt + continuation: the first onset of
-    a continuation may add to the prompt's last one)."""
-    onset = np.cumsum(tok.shift_seconds[ids] > 0)
-    pitches = onset[tok.kind[ids] == NOTE_PITCH]
-    return int(np.bincount(pitches).max()) if len(pitches) else 0
 
 
 def main() -> None:
@@ -46,7 +37,8 @@ def main() -> None:
             for ids in (s.ids for s in sample_tokens(model, tok, prompt, config)):
                 ends.append(tok.seconds_of(ids))
                 capped += len(ids) >= config.max_new_tokens
-                densest = max(densest, densest_onset(tok, np.concatenate([prompt, ids])))
+                # with the prompt: a continuation's first onset may add to the prompt's last
+                densest = max(densest, tok.densest_onset(np.concatenate([prompt, ids])))
         short = [e for e in ends if not args.seconds - 0.01 < e <= args.seconds + 1e-6]
         result["models"][Path(checkpoint).name] = {
             "continuations": len(ends),

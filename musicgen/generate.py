@@ -30,10 +30,11 @@ MAX_CONTINUATION_SECONDS = 120.0  # the most music one request adds
 MAX_CANDIDATES = 4  # what the studio offers at once
 MAX_BATCH = 16  # candidates one sampling run takes (the GPU bench measures 16)
 # The token cap of a request, a safety bound that music never reaches: above the densest stretch
-# of MAESTRO's train split at every length (3 s: 686 tokens, 10 s: 1,618, 60 s: 6,826).
+# of MAESTRO's train split at every length (3 s: 686 tokens, 10 s: 1,618, 60 s: 6,826;
+# `benchmarks/maestro_density.py`).
 MAX_TOKENS_PER_SECOND, TOKEN_ALLOWANCE = 120, 600
-# The densest onset of MAESTRO's train split (10 ms grid): 10 notes (model card, "Generation");
-# generation never strikes more at one onset.
+# The densest onset of MAESTRO's train split (10 ms grid): 10 notes
+# (`benchmarks/maestro_density.py`); generation never strikes more at one onset.
 MAX_NOTES_PER_ONSET = 10
 
 

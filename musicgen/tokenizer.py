@@ -197,6 +197,13 @@ class PerformanceTokenizer:
         notes[:, VELOCITY] = n["velocity"]
         return make_performance(notes)
 
+    def densest_onset(self, ids) -> int:
+        """The most notes struck at one onset (between two time shifts) of a sequence."""
+        ids = np.asarray(ids, dtype=np.int64)
+        onset = np.cumsum(self.shift_seconds[ids] > 0)  # onset number of every token
+        pitches = onset[self.kind[ids] == NOTE_PITCH]
+        return int(np.bincount(pitches).max()) if len(pitches) else 0
+
     def seconds_of(self, ids) -> float:
         """Music time covered by the shifts of a sequence."""
         return float(self.shift_seconds[np.asarray(ids, dtype=np.int64)].sum())

@@ -153,19 +153,13 @@ def test_numpy_parameters_are_normalised():
     assert type(config.top_k) is int and type(config.seconds) is float and config.seed == 9
 
 
-def densest_onset(tok, ids: np.ndarray) -> int:
-    onset = np.cumsum(tok.shift_seconds[ids] > 0)  # onset number of every token
-    pitches = onset[tok.kind[ids] == NOTE_PITCH]
-    return int(np.bincount(pitches).max()) if len(pitches) else 0
-
-
 def assert_ends_cleanly(tok, prompt, ids_per_candidate, config):
     """The pile-up invariants: each continuation ends by itself within one 10 ms grid step of
     its length (never at the token cap), and no onset holds more than MAESTRO's densest."""
     for ids in (s.ids for s in ids_per_candidate):
         assert config.seconds - 0.01 < tok.seconds_of(ids) <= config.seconds + 1e-6
         assert len(ids) < config.max_new_tokens
-        assert densest_onset(tok, np.concatenate([prompt, ids])) <= MAX_NOTES_PER_ONSET
+        assert tok.densest_onset(np.concatenate([prompt, ids])) <= MAX_NOTES_PER_ONSET
 
 
 def test_random_model_never_piles_up_and_ends_at_its_length(tiny_model, midi_files):
