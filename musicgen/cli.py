@@ -122,7 +122,8 @@ def _bench(args) -> int:
     return 0
 
 
-# Training options: type and a line of help each; defaults come from TrainConfig.
+# Training options: type and a line of help each; defaults come from ModelConfig (the
+# architecture) and TrainConfig.
 TRAIN_OPTIONS = {
     "n_layer": (int, "Transformer blocks"),
     "n_head": (int, "attention heads per block"),
@@ -154,7 +155,7 @@ MODELS = ("base", "small")  # --model NAME: checkpoints/maestro-NAME
 
 def build_parser() -> argparse.ArgumentParser:
     from .studio import SamplingConfig  # its defaults are the command's defaults
-    from .train import TrainConfig
+    from .train import ModelConfig, TrainConfig
 
     parser = argparse.ArgumentParser(prog="python -m musicgen", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -197,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--out", required=True, help="the run's folder: checkpoints, log, samples")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    defaults = {f.name: f.default for f in (*fields(ModelConfig), *fields(TrainConfig))}
     for name, (kind, text) in TRAIN_OPTIONS.items():
         t.add_argument(
             "--" + name.replace("_", "-"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -23,23 +23,32 @@ IGNORE = -100  # target value the loss skips (padding)
 
 @dataclass(frozen=True)
 class ModelConfig:
-    vocab_size: int
+    """The architecture; its defaults are the trainer's (`train --n-layer` etc.).
+
+    vocab_size is None until the tokenizer is known: a training config holds an architecture
+    before its data is read, and the trainer fills the size in (`with_vocab`)."""
+
+    vocab_size: int | None = None
     block_size: int = 512  # training context, in tokens
-    n_layer: int = 4
+    n_layer: int = 6
     n_head: int = 4
     n_embd: int = 256
-    dropout: float = 0.0
+    dropout: float = 0.0  # about one epoch on CPU: nothing to regularise yet
     rope_base: float = 10_000.0
 
     def __post_init__(self):
-        if self.vocab_size < 2 or self.block_size < 2:
-            raise InvalidParameterError("vocab_size and block_size must be at least 2")
-        if self.n_layer < 1 or self.n_head < 1:
-            raise InvalidParameterError("n_layer and n_head must be at least 1")
+        if self.vocab_size is not None and self.vocab_size < 2:
+            raise InvalidParameterError("vocab_size must be at least 2")
+        for name in ("block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) < 1:
+                raise InvalidParameterError(f"{name} must be at least 1")
         if self.n_embd % self.n_head or (self.n_embd // self.n_head) % 2:
             raise InvalidParameterError("n_embd / n_head must be an even integer (for RoPE)")
         if not 0.0 <= self.dropout < 1.0:
             raise InvalidParameterError("dropout must be in [0, 1)")
+
+    def with_vocab(self, vocab_size: int) -> ModelConfig:
+        return replace(self, vocab_size=vocab_size)
 
     @property
     def head_dim(self) -> int:
@@ -161,6 +170,8 @@ class Block(nn.Module):
 class MusicTransformer(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
+        if config.vocab_size is None:
+            raise InvalidParameterError("ModelConfig.vocab_size is not set (see with_vocab)")
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.n_embd)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))

@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +37,14 @@ from .tokenizer import PerformanceTokenizer
 
 log = logging.getLogger(__name__)
 
+ARCHITECTURE = ("n_layer", "n_head", "n_embd", "block_size")  # a resumed run must keep these
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     data: str
     out: str
-    # model
-    n_layer: int = 6
-    n_head: int = 4
-    n_embd: int = 256
-    block_size: int = 512
-    dropout: float = 0.0  # about one epoch on CPU: nothing to regularise yet
+    model: ModelConfig = field(default_factory=ModelConfig)  # vocab_size: from the tokenizer
     composers: int = 12  # most frequent composers as style tokens (0: none)
     composer_p: float = 0.5  # probability a training window carries its composer token
     # optimisation
@@ -76,10 +73,6 @@ class TrainConfig:
 
     def __post_init__(self):
         positive = (
-            "n_layer",
-            "n_head",
-            "n_embd",
-            "block_size",
             "batch_size",
             "grad_accum",
             "max_steps",
@@ -154,27 +147,20 @@ class Trainer:
             cache,
             "train",
             self.tokenizer,
-            cfg.block_size,
+            cfg.model.block_size,
             cfg.augment,
             cfg.composer_p,
             cfg.velocity_shift,
         )
         self.val_windows = WindowSampler(
-            cache, "validation", self.tokenizer, cfg.block_size, augment=False, composer_p=0.0
+            cache, "validation", self.tokenizer, cfg.model.block_size, augment=False, composer_p=0.0
         )
         self.sample_prompt = self._sample_prompt(cache)
 
     def _build_model(self) -> None:
         """The model, AdamW (weight decay on matrices only) and the fp16 gradient scaler."""
         cfg = self.cfg
-        self.model_config = ModelConfig(
-            self.tokenizer.vocab_size,
-            cfg.block_size,
-            cfg.n_layer,
-            cfg.n_head,
-            cfg.n_embd,
-            cfg.dropout,
-        )
+        self.model_config = cfg.model.with_vocab(self.tokenizer.vocab_size)
         self.model = MusicTransformer(self.model_config).to(self.device)
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
@@ -208,11 +194,16 @@ class Trainer:
 
     def _restore(self, directory: Path, state: dict) -> None:
         saved_cfg = state["config"]
-        for key in ("n_layer", "n_head", "n_embd", "block_size", "composers"):
-            if saved_cfg.get(key) != getattr(self.cfg, key):
+        # Runs saved before TrainConfig held a ModelConfig kept the architecture at the top level.
+        saved_model = saved_cfg.get("model") or saved_cfg
+        must_match = [(k, saved_model, self.cfg.model) for k in ARCHITECTURE] + [
+            ("composers", saved_cfg, self.cfg)
+        ]
+        for key, saved, current in must_match:
+            if saved.get(key) != getattr(current, key):
                 raise CheckpointError(
-                    f"--resume with a different {key} ({getattr(self.cfg, key)}) than the run "
-                    f"in {self.out} ({saved_cfg.get(key)})."
+                    f"--resume with a different {key} ({getattr(current, key)}) than the run "
+                    f"in {self.out} ({saved.get(key)})."
                 )
         for key in ("max_steps", "batch_size", "lr", "min_lr", "warmup_steps", "grad_accum"):
             if saved_cfg.get(key) != getattr(self.cfg, key):  # allowed, but no longer exact
@@ -251,7 +242,9 @@ class Trainer:
         is_best = val_loss < self.best_val
         self.best_val = min(self.best_val, val_loss)
         meta = {
-            "train": asdict(self.cfg) | {"data": Path(self.cfg.data).name, "out": None},
+            # the architecture is the checkpoint's "model" section, with its vocab_size
+            "train": asdict(self.cfg)
+            | {"data": Path(self.cfg.data).name, "out": None, "model": None},
             "step": self.step,
             "tokens_seen": self.tokens_seen,
             "train_seconds": round(self.train_seconds, 1),
@@ -316,7 +309,7 @@ class Trainer:
                 devices.describe(self.device),
             )
         self.model.train()
-        tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum * self.world
+        tokens_per_step = cfg.batch_size * cfg.model.block_size * cfg.grad_accum * self.world
         started = time.perf_counter()
         run_start_seconds = self.train_seconds
         bar = tqdm(
@@ -404,8 +397,13 @@ class Trainer:
 
 
 def config_from_args(args) -> TrainConfig:
-    names = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+    """A TrainConfig from the command's flags: the architecture flags (--n-layer, ...) fill its
+    ModelConfig, the others its own fields; a flag not given keeps the dataclass default."""
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    model_names = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
+    train_names = {f.name for f in fields(TrainConfig)} - {"model"}
+    model = ModelConfig(**{k: v for k, v in given.items() if k in model_names})
+    return TrainConfig(model=model, **{k: v for k, v in given.items() if k in train_names})
 
 
 def run(cfg: TrainConfig, resume: bool) -> dict:

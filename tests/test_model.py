@@ -99,3 +99,17 @@ def test_float16_storage_loads_as_float32(tmp_path, tiny_model):
     x = torch.randint(0, tok.vocab_size, (1, 30))
     with torch.no_grad():
         torch.testing.assert_close(again(x)[0], model(x)[0], atol=2e-3, rtol=1e-2)
+
+
+def test_train_flags_fill_the_architecture_and_the_training_config():
+    from musicgen.cli import build_parser
+    from musicgen.train import config_from_args
+
+    args = build_parser().parse_args(
+        ["train", "--data", "d", "--out", "o", "--n-layer", "3", "--dropout", "0.1", "--lr", "0.01"]
+    )
+    cfg = config_from_args(args)
+    assert cfg.model == ModelConfig(n_layer=3, dropout=0.1)  # the rest: ModelConfig's defaults
+    assert cfg.lr == 0.01 and cfg.model.vocab_size is None
+    with pytest.raises(InvalidParameterError, match="vocab_size is not set"):
+        MusicTransformer(cfg.model)

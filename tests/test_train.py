@@ -12,16 +12,15 @@ import torch
 from conftest import MIDI_DIR, ROOT
 
 from musicgen.app_process import free_port
-from musicgen.checkpoint import load_checkpoint, resolve
+from musicgen.checkpoint import STATE_FILE, load_checkpoint, resolve
+from musicgen.errors import CheckpointError
+from musicgen.model import ModelConfig
 from musicgen.train import TrainConfig, run
 
 pytestmark = pytest.mark.slow  # real processes: a server, the CLI, training runs
 
+TINY_MODEL = dict(n_layer=1, n_head=2, n_embd=32, block_size=32)
 TINY = dict(
-    n_layer=1,
-    n_head=2,
-    n_embd=32,
-    block_size=32,
     batch_size=4,
     composers=0,
     warmup_steps=2,
@@ -36,7 +35,8 @@ TINY = dict(
 
 def config(tmp_path, out="run", **kwargs) -> TrainConfig:
     values = TINY | {"max_steps": 20, "cache_dir": str(tmp_path / "cache")} | kwargs
-    return TrainConfig(data=str(MIDI_DIR), out=str(tmp_path / out), **values)
+    model = ModelConfig(**TINY_MODEL | values.pop("model", {}))
+    return TrainConfig(data=str(MIDI_DIR), out=str(tmp_path / out), model=model, **values)
 
 
 def losses(out) -> list[tuple]:
@@ -62,6 +62,24 @@ def test_resume_follows_the_uninterrupted_trajectory(tmp_path):
         run(config(tmp_path, "interrupted"), resume=False)  # never silently overwritten
     run(config(tmp_path, "interrupted"), resume=True)
     assert losses(tmp_path / "interrupted") == losses(tmp_path / "straight")
+
+
+def test_resume_keeps_the_architecture_and_reads_older_runs(tmp_path):
+    run(config(tmp_path, stop_at_step=5), resume=False)
+    with pytest.raises(CheckpointError, match="different n_layer"):
+        run(config(tmp_path, model={"n_layer": 2}), resume=True)
+    # a run saved while TrainConfig still declared the architecture flat, at its top level
+    state_file = tmp_path / "run" / "step-0000005" / STATE_FILE
+    state = torch.load(state_file, weights_only=True)
+    state["config"] = {k: v for k, v in state["config"].items() if k != "model"} | TINY_MODEL
+    torch.save(state, state_file)
+    with pytest.raises(CheckpointError, match="different n_embd"):
+        run(config(tmp_path, model={"n_embd": 64}), resume=True)
+    assert run(config(tmp_path, stop_at_step=10), resume=True)["step"] == 10
+    _, _, meta = load_checkpoint(tmp_path / "run" / "step-0000010")
+    assert (
+        meta["model"] == ModelConfig(**TINY_MODEL, vocab_size=meta["model"]["vocab_size"]).to_dict()
+    )
 
 
 def test_a_failed_checkpoint_save_leaves_the_previous_one(tmp_path, monkeypatch):
@@ -97,7 +115,7 @@ def train_command(tmp_path, out, **overrides) -> list[str]:
         "--cache-dir",
         str(tmp_path / "cache"),
     ]
-    for key, value in (TINY | overrides).items():
+    for key, value in (TINY_MODEL | TINY | overrides).items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     return args
 
@@ -144,4 +162,4 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, _, meta = load_checkpoint(tmp_path / "ddp" / "step-0000006")
     assert meta["world_size"] == 2
-    assert meta["tokens_seen"] == 6 * 2 * TINY["batch_size"] * TINY["block_size"]
+    assert meta["tokens_seen"] == 6 * 2 * TINY["batch_size"] * TINY_MODEL["block_size"]
