@@ -22,6 +22,8 @@ from musicgen.studio import (
     MAX_CANDIDATES,
     MAX_CONTINUATION_SECONDS,
     MAX_FILE_BYTES,
+    PLAYBACK_CURSOR_JS,
+    PROMPT_SECONDS,
     SamplingConfig,
     Studio,
 )
@@ -41,6 +43,11 @@ PRESETS = {  # name: (temperature, top_k, top_p)
     "Strict (top-k 20)": (0.9, 20, 1.0),
 }
 MAX_SEED = 2**31 - 1
+# An audio player and the roll it belongs to share a column of this class: the playback
+# cursor (PLAYBACK_CURSOR_JS) follows the browser's own <audio> element, which Gradio uses
+# instead of its waveform player when the waveform is off.
+PLAYABLE = ["musicgen-playable"]
+NATIVE_PLAYER = gr.WaveformOptions(show_recording_waveform=False)
 PROGRESS_EVERY_S = 0.5
 NO_STYLE = "(any)"
 
@@ -176,23 +183,32 @@ def prompt_panel(examples: list[dict], audio_ok: bool):
             value=None,
             label="…or pick an example (MAESTRO test split)",
         )
-        undo = gr.Button("↶ Undo the last continue", size="sm")
+        undo = gr.Button("↶ Undo the last continue", size="sm", interactive=False)
     with gr.Row():
+        # blank means automatic: a placeholder, because an empty Number box without one shows 0
         start = named(
             gr.Number(
-                label="Prompt from (s)", value=None, minimum=0, info="blank: 30 s before the end"
+                label="Prompt from (s)",
+                value=None,
+                minimum=0,
+                placeholder=f"auto: {PROMPT_SECONDS:g} s before the end",
             ),
             "prompt_start",
         )
         end = named(
-            gr.Number(label="Prompt to (s)", value=None, minimum=0, info="blank: the end"),
+            gr.Number(label="Prompt to (s)", value=None, minimum=0, placeholder="auto: the end"),
             "prompt_end",
         )
     info = gr.Markdown()
-    audio = gr.Audio(
-        label="What the model hears", type="filepath", interactive=False, visible=audio_ok
-    )
-    roll = gr.Image(label="Prompt window", type="filepath", interactive=False, height=320)
+    with gr.Column(elem_classes=PLAYABLE):
+        audio = gr.Audio(
+            label="What the model hears",
+            type="filepath",
+            interactive=False,
+            visible=audio_ok,
+            waveform_options=NATIVE_PLAYER,
+        )
+        roll = gr.Image(label="Prompt window", type="filepath", interactive=False, height=320)
     return prompt, example, undo, start, end, (info, audio, roll)
 
 
@@ -250,12 +266,13 @@ def candidate_slots(audio_ok: bool) -> list[tuple]:
     for first in range(0, MAX_CANDIDATES, 2):
         with gr.Row():
             for i in range(first, min(first + 2, MAX_CANDIDATES)):
-                with gr.Column(visible=i == 0, min_width=420) as column:
+                with gr.Column(visible=False, min_width=420, elem_classes=PLAYABLE) as column:
                     audio = gr.Audio(
                         label=f"Take {i + 1}" + (" (the model's favourite)" if i == 0 else ""),
                         type="filepath",
                         interactive=False,
                         visible=audio_ok,
+                        waveform_options=NATIVE_PLAYER,
                     )
                     roll = gr.Image(label=f"Piano roll {i + 1}", type="filepath", interactive=False)
                     files = gr.File(
@@ -292,7 +309,12 @@ def build(studio: Studio) -> gr.Blocks:
                 with gr.Row():
                     generate = gr.Button("Generate", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
-                used_seed = gr.Number(label="Seed used", interactive=False, precision=0)
+                used_seed = gr.Number(
+                    label="Seed used",
+                    interactive=False,
+                    precision=0,
+                    placeholder="after a generation",
+                )
         info = gr.Markdown(label="Summary")
         slots = candidate_slots(audio_ok)
         details = gr.JSON(label="Candidates, best first: settings and the model's judgement")
@@ -333,13 +355,18 @@ def build(studio: Studio) -> gr.Blocks:
             return path, studio.read_prompt(path)
 
         def show_preview(path, start, end, parsed):
+            """The window the model will hear. A mistake (a bad file, a window outside it) is
+            said here, beside the fields at fault, and replaced as soon as they are right:
+            while "12" is typed, "1" is briefly before the start, which is no reason for a
+            pop-up or a red badge."""
             if not path:
                 return "", None, None, None
             try:
                 parsed = parse_once(path, parsed)
                 p = studio.preview(parsed[1], start, end)
             except MusicgenError as exc:
-                raise user_error(exc) from None
+                log.info("refused: %s", exc)
+                return f"⚠️ **{exc}**", None, None, None
             return p.summary, str(p.wav) if p.wav else None, str(p.roll), parsed
 
         def pick_example(label):
@@ -347,15 +374,16 @@ def build(studio: Studio) -> gr.Blocks:
             return (match[0]["path"], None, None) if match else (gr.skip(), gr.skip(), gr.skip())
 
         def continue_take(i, takes, prompt, history):
-            """Take i (the whole piece so far) becomes the prompt, continued from its end."""
-            if i >= len(takes):
-                raise gr.Error("Generate something first; then a take can be continued.")
-            return takes[i], None, None, [*history, prompt]
+            """Take i (the whole piece so far) becomes the prompt, continued from its end.
+            (Its button shows only once take i exists.)"""
+            history = [*history, prompt]
+            return takes[i], None, None, history, gr.Button(interactive=True)
 
         def undo_continue(history):
+            """The prompt before the last continue. (The button is off while there is none.)"""
             if not history:
-                raise gr.Error("Nothing to undo: no take has been continued yet.")
-            return history[-1], None, None, history[:-1]
+                return gr.skip(), gr.skip(), gr.skip(), history, gr.Button(interactive=False)
+            return history[-1], None, None, history[:-1], gr.Button(interactive=len(history) > 1)
 
         def run(
             prompt,
@@ -450,23 +478,31 @@ def build(studio: Studio) -> gr.Blocks:
             take.click(
                 lambda takes, prompt, history, i=i: continue_take(i, takes, prompt, history),
                 [takes, prompt, history],
-                [*window_inputs, history],
+                [*window_inputs, history, undo],
                 api_name=False,
             )
-        undo.click(undo_continue, history, [*window_inputs, history], api_name=False)
+        undo.click(undo_continue, history, [*window_inputs, history, undo], api_name=False)
         dice.click(lambda: random.randint(0, MAX_SEED), None, seed, api_name=False)
         preset.change(
             lambda name: PRESETS[name], preset, [temperature, top_k, top_p], api_name=False
         )
-        generate.click(
+        generating = generate.click(
             run,
             [*controls.inputs(), parsed],
             [*(c for slot, _ in slots for c in slot), details, info, used_seed, takes, parsed],
             api_name="generate",
+            # progress, and a failure's badge, on the summary alone: not on every take's slot
+            show_progress_on=[info],
             concurrency_limit=CONCURRENCY,
             concurrency_id="generate",
         )
+        # A failed event leaves a red badge on its progress target (the summary) even once the
+        # mistake is put right; the pop-up already said what was wrong, so clear the badge.
+        generating.failure(gr.skip, None, info, api_name=False, queue=False)
         stop.click(request_stop, None, None, api_name=False, queue=False)
+        # Gradio's Number box shows 0 for a starting value of None until it is set once:
+        # set the blank-means-automatic boxes (and the seed not used yet) to blank.
+        ui.load(lambda: (None, None, None), None, [start, end, used_seed], api_name=False)
     return ui
 
 
@@ -482,6 +518,7 @@ def main() -> None:
         max_file_size=MAX_FILE_BYTES,
         ssr_mode=False,
         show_error=True,
+        js=PLAYBACK_CURSOR_JS,
     )
 
 

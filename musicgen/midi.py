@@ -258,9 +258,12 @@ def prompt_window(perf: Performance, start: float | None, end: float | None) -> 
     """Notes with onsets in [start, end), moved to start at 0 and cut at `end`."""
     total = perf.duration
     start, end = window_bounds(perf, start, end)
-    if start < 0 or end <= start:
+    if start < 0 or end < 0:
+        raise InvalidParameterError("The prompt window's start and end cannot be negative.")
+    if end <= start:
         raise InvalidParameterError(
-            f"Prompt window must satisfy 0 <= start < end (got start={start}, end={end})."
+            f"The prompt window ends ({end:g} s) before it starts ({start:g} s): "
+            "its end must come after its start."
         )
     if start >= total:
         raise InvalidParameterError(

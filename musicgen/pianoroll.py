@@ -1,6 +1,7 @@
 """Piano-roll pictures a musician can read: a keyboard down the left with every C labelled, a
 time axis in seconds, the prompt in blue and the continuation in orange (velocity as
-brightness), and a red marker where the continuation starts."""
+brightness), and a red marker where the continuation starts. PLAYBACK_CURSOR_JS moves a line
+across a roll while its audio plays (in the browser)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .midi import OFFSET, ONSET, PIANO_HIGH, PIANO_LOW, PITCH, VELOCITY, Perform
 
 ROW = 5  # pixels per key
 KEYBOARD = 44  # pixels left of the roll: key strip and octave labels
+RIGHT = 8  # pixels right of the roll
 AXIS = 26  # pixels under the roll: time ticks and labels
 LEGEND = 22  # pixels above the roll
 PROMPT_RGB = np.array([64, 132, 230])
@@ -40,15 +42,21 @@ def _tick_step(span: float, width: int) -> float:
 
 
 def draw(
-    prompt: Performance, continuation: Performance | None = None, width: int = 1000
+    prompt: Performance,
+    continuation: Performance | None = None,
+    width: int = 1000,
+    seconds: float | None = None,
 ) -> Image.Image:
-    """The prompt in blue, the continuation (same time axis) in orange after a red marker."""
+    """The prompt in blue, the continuation (same time axis) in orange after a red marker.
+    The time axis runs from 0 to `seconds` (give the length of the audio beside the roll, so
+    that PLAYBACK_CURSOR_JS lines up), by default to the last note's end."""
     parts = [(prompt.notes, PROMPT_RGB)]
     if continuation is not None:
         parts.append((continuation.notes, CONTINUATION_RGB))
-    span = max([1.0] + [float(n[:, OFFSET].max()) for n, _ in parts if len(n)])
+    last_off = max([float(n[:, OFFSET].max()) for n, _ in parts if len(n)], default=0.0)
+    span = max(1.0, last_off if seconds is None else seconds)
     width = int(min(max(width, 300), MAX_WIDTH))
-    roll_w = width - KEYBOARD - 8
+    roll_w = width - KEYBOARD - RIGHT
     keys = PIANO_HIGH - PIANO_LOW + 1
     top, bottom = LEGEND, LEGEND + keys * ROW
     scale = roll_w / span
@@ -103,3 +111,52 @@ def draw(
         )
         pen.text((legend_x + 16, 3), f"continuation from {start:.1f} s", fill=TEXT, font=label)
     return image
+
+
+# A line over each roll at the playing position of the audio beside it: both sit in an element
+# of class `musicgen-playable`, and the roll's time axis spans the audio (draw's `seconds`), so
+# the position is currentTime / duration of the roll's width. Polled every animation frame:
+# the native <audio> element's timeupdate fires only ~4 times a second.
+PLAYBACK_CURSOR_JS = f"""
+() => {{
+  const LEFT = {KEYBOARD}, RIGHT = {RIGHT}, TOP = {LEGEND};
+  const HEIGHT = {(PIANO_HIGH - PIANO_LOW + 1) * ROW};
+  function place(box) {{
+    const audio = box.querySelector("audio"), img = box.querySelector("img");
+    let cursor = box.querySelector(".musicgen-cursor");
+    const show = audio && img && img.naturalWidth > 0 && audio.duration > 0
+      && (!audio.paused || audio.currentTime > 0);
+    if (!show) {{
+      if (cursor) cursor.style.display = "none";
+      return;
+    }}
+    const frame = img.parentElement;
+    if (!cursor || cursor.parentElement !== frame) {{
+      cursor?.remove();
+      cursor = document.createElement("div");
+      cursor.className = "musicgen-cursor";
+      if (getComputedStyle(frame).position === "static") frame.style.position = "relative";
+      frame.appendChild(cursor);
+    }}
+    // where the picture is drawn inside the <img> box (object-fit: scale-down, centred)
+    const scale = Math.min(1, img.clientWidth / img.naturalWidth,
+                           img.clientHeight / img.naturalHeight);
+    const i = img.getBoundingClientRect(), f = frame.getBoundingClientRect();
+    const x0 = i.left - f.left + img.clientLeft + (img.clientWidth - img.naturalWidth * scale) / 2;
+    const y0 = i.top - f.top + img.clientTop + (img.clientHeight - img.naturalHeight * scale) / 2;
+    const along = Math.min(1, audio.currentTime / audio.duration);
+    const x = x0 + (LEFT + along * (img.naturalWidth - LEFT - RIGHT)) * scale;
+    Object.assign(cursor.style, {{
+      display: "block", position: "absolute", pointerEvents: "none", zIndex: 5,
+      left: `${{x - 1}}px`, top: `${{y0 + TOP * scale}}px`,
+      width: "2px", height: `${{HEIGHT * scale}}px`, background: "rgba(20, 20, 30, 0.85)",
+    }});
+    cursor.dataset.along = along.toFixed(4);
+  }}
+  function tick() {{
+    document.querySelectorAll(".musicgen-playable").forEach(place);
+    requestAnimationFrame(tick);
+  }}
+  requestAnimationFrame(tick);
+}}
+"""

@@ -42,6 +42,7 @@ from .generate import (
 from .midi import (
     MAX_FILE_BYTES,
     ONSET,
+    PROMPT_SECONDS,
     Performance,
     make_performance,
     merge,
@@ -51,8 +52,8 @@ from .midi import (
     write_midi,
 )
 from .originality import OriginalityIndex, SharedRun
-from .pianoroll import draw
-from .synth import Renderer
+from .pianoroll import PLAYBACK_CURSOR_JS, draw
+from .synth import Renderer, audio_seconds
 
 # What the app and the command line need besides the studio: the sampling settings, limits
 # and bundled checkpoints.
@@ -61,6 +62,8 @@ __all__ = [
     "MAX_CANDIDATES",
     "MAX_CONTINUATION_SECONDS",
     "MAX_FILE_BYTES",
+    "PLAYBACK_CURSOR_JS",
+    "PROMPT_SECONDS",
     "Model",
     "SamplingConfig",
     "Studio",
@@ -293,7 +296,7 @@ class Studio:
         notes = list(perf.warnings)
         wav = self._audio(window, folder / "prompt.wav", notes)
         roll = folder / "prompt.png"
-        draw(window).save(roll)
+        draw(window, seconds=audio_seconds(window) if wav else None).save(roll)
         summary = (
             f"File: {perf.duration:.1f} s, {len(perf)} notes. The model hears "
             f"{window.duration:.1f} s ({len(window)} notes)."
@@ -390,7 +393,8 @@ class Studio:
             else None
         )
         roll = folder / f"{stem}.png"
-        draw(result.continuation.prompt, result.continuation.added).save(roll)
+        c = result.continuation
+        draw(c.prompt, c.added, seconds=audio_seconds(c.combined) if wav else None).save(roll)
         (folder / f"{stem}.json").write_text(json.dumps(result.settings, indent=2))
         return CandidateFiles(wav, midi, added, roll, result.settings)
 

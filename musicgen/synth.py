@@ -59,8 +59,8 @@ class Renderer:
         self.soundfont = Path(soundfont) if soundfont else find_soundfont()
 
     def render(self, perf: Performance) -> np.ndarray:
-        """int16 samples, shape (frames, 2)."""
-        end = perf.duration + TAIL_SECONDS
+        """int16 samples, shape (frames, 2): audio_seconds(perf) of them."""
+        end = audio_seconds(perf)
         if end > MAX_AUDIO_SECONDS:
             raise InvalidParameterError(
                 f"Audio is limited to {MAX_AUDIO_SECONDS / 60:.0f} min (this is {end / 60:.1f})."
@@ -100,6 +100,11 @@ class Renderer:
         path = Path(path)
         write_wav(self.render(perf), path)
         return path
+
+
+def audio_seconds(perf: Performance) -> float:
+    """How long a performance's audio is: its notes, then the tail where they ring out."""
+    return perf.duration + TAIL_SECONDS
 
 
 def write_wav(audio: np.ndarray, path: Path) -> None:

@@ -10,6 +10,7 @@ from gradio_client import Client, handle_file
 
 from musicgen.app_process import running_app
 from musicgen.midi import prompt_window, read_midi, read_text_meta, write_midi
+from musicgen.pianoroll import KEYBOARD, LEGEND, RIGHT
 
 EXAMPLE = sorted((ROOT / "examples").glob("*.mid"))[0]
 
@@ -119,6 +120,53 @@ def page(app):
             browser.close()
 
 
+def errors_shown(page) -> dict:
+    """The error pop-ups' texts, and the labels of the fields wearing a red "Error" badge."""
+    return page.evaluate(
+        """() => ({
+        toasts: [...document.querySelectorAll('[data-testid=toast-text]')].map(t => t.innerText),
+        badges: [...document.querySelectorAll('[data-testid=status-tracker] .error')].map(
+            b => b.closest('.block')?.innerText.split('\\n')[0] ?? '(page)'),
+        })"""
+    )
+
+
+def close_toasts(page) -> None:
+    for button in page.locator("[data-testid=toast-close]").all():
+        button.click()
+
+
+def test_browser_starts_blank_and_a_mistake_gets_one_message_in_its_place(page, artifacts):
+    page.reload()
+    page.get_by_role("button", name="Generate").wait_for()
+    page.wait_for_timeout(1500)  # the load event blanks the automatic boxes
+    for label in ("Prompt from (s)", "Prompt to (s)", "Seed used"):
+        assert page.get_by_label(label).input_value() == "", label  # not a made-up 0
+    assert page.get_by_role("button", name="Undo the last continue").is_disabled()
+    assert not page.get_by_role("button", name="Continue from take 1").is_visible()
+    page.get_by_role("button", name="Generate").click()  # no prompt yet
+    page.get_by_test_id("toast-text").first.wait_for(timeout=10_000)
+    page.wait_for_timeout(500)
+    shown = errors_shown(page)
+    page.screenshot(path=str(artifacts / "error-no-prompt.png"), full_page=True)
+    assert shown["toasts"] == ["Upload a MIDI file or pick an example first."]
+    assert len(shown["badges"]) <= 1 and "Seed used" not in shown["badges"], shown
+    close_toasts(page)
+    # a window outside the file: said beside the boxes, no pop-up, no badge
+    page.get_by_label("…or pick an example (MAESTRO test split)").click()
+    page.get_by_role("option").first.click()
+    page.locator("img[src*='prompt']").first.wait_for(timeout=60_000)
+    page.get_by_label("Prompt from (s)").fill("10")
+    page.get_by_label("Prompt to (s)").fill("5")
+    page.get_by_text("⚠️").wait_for(timeout=10_000)
+    page.screenshot(path=str(artifacts / "error-window.png"), full_page=True)
+    assert errors_shown(page) == {"toasts": [], "badges": []}
+    page.get_by_label("Prompt to (s)").fill("15")  # right again: the message goes
+    page.locator("img[src*='prompt']").first.wait_for(timeout=30_000)
+    page.get_by_text("The model hears 5.0 s").wait_for(timeout=10_000)
+    assert page.get_by_text("⚠️").count() == 0
+
+
 def test_browser_example_generate_shows_audio_and_piano_roll(page, artifacts):
     page.get_by_label("…or pick an example (MAESTRO test split)").click()
     page.get_by_role("option").first.click()
@@ -127,6 +175,32 @@ def test_browser_example_generate_shows_audio_and_piano_roll(page, artifacts):
     page.locator("audio").first.wait_for(state="attached", timeout=90_000)
     page.locator("img[src*='-step1-c1']").first.wait_for(timeout=90_000)
     page.screenshot(path=str(artifacts / "app.png"), full_page=True)
+
+
+def test_browser_cursor_follows_the_take_being_played(page, artifacts):
+    """The line over a take's roll sits at the audio's position on the roll's own time axis
+    (the picture's geometry is pianoroll's), and moves while it plays."""
+    take = page.locator(".musicgen-playable").filter(has=page.locator("img[src*='-c1']"))
+    take.locator("img").wait_for(timeout=90_000)
+    audio = take.locator("audio")
+    audio.evaluate("a => new Promise(r => a.readyState > 0 ? r() : a.onloadedmetadata = r)")
+    audio.evaluate("a => { a.currentTime = a.duration / 4; }")
+    cursor = take.locator(".musicgen-cursor")
+    cursor.wait_for(timeout=5_000)
+    page.wait_for_timeout(300)
+    natural_width = take.locator("img").evaluate("i => i.naturalWidth")
+    picture, line = take.locator("img").bounding_box(), cursor.bounding_box()
+    scale = picture["width"] / natural_width  # the roll is shown narrower than drawn
+    roll_x = (line["x"] + line["width"] / 2 - picture["x"]) / scale
+    expected = KEYBOARD + (natural_width - KEYBOARD - RIGHT) / 4
+    assert roll_x == pytest.approx(expected, abs=3), (roll_x, expected)
+    assert line["y"] == pytest.approx(picture["y"] + LEGEND * scale, abs=2)
+    audio.evaluate("a => { a.muted = true; return a.play(); }")
+    page.wait_for_timeout(1200)
+    played = float(cursor.get_attribute("data-along"))
+    audio.evaluate("a => a.pause()")
+    assert played > 0.25 and cursor.bounding_box()["x"] > line["x"]
+    take.screenshot(path=str(artifacts / "cursor.png"))
 
 
 def test_browser_builds_a_three_step_piece_with_an_undo(page, artifacts):

@@ -114,7 +114,7 @@ def test_hostile_uploads_through_the_api_then_a_valid_request(app, corpus, midi_
         ({"top_p": 0}, "top_p must be between 0.05 and 1"),
         ({"candidates": 9}, "candidates must be between 1 and 4"),
         ({"prompt_start": -1}, "prompt_start must be at least 0"),
-        ({"prompt_start": 50, "prompt_end": 10}, "Prompt window must satisfy"),
+        ({"prompt_start": 50, "prompt_end": 10}, "ends \\(10 s\\) before it starts \\(50 s\\)"),
     ],
 )
 def test_bad_parameters_through_the_api(app, midi_files, kwargs, fragment):

@@ -5,7 +5,7 @@ import pytest
 
 from musicgen.errors import SoundfontNotFoundError
 from musicgen.midi import read_midi
-from musicgen.synth import SAMPLE_RATE, TAIL_SECONDS, Renderer, find_soundfont
+from musicgen.synth import SAMPLE_RATE, TAIL_SECONDS, Renderer, audio_seconds, find_soundfont
 
 try:
     find_soundfont()
@@ -26,7 +26,9 @@ def test_wav_is_44k_stereo_long_enough_and_not_silent(tmp_path, midi_files):
         assert f.getnchannels() == 2 and f.getsampwidth() == 2
         frames = f.getnframes()
         audio = np.frombuffer(f.readframes(frames), dtype="<i2")
-    assert frames / SAMPLE_RATE == pytest.approx(perf.duration + TAIL_SECONDS, abs=0.05)
+    # exactly the length the piano roll's time axis is drawn to (the playback cursor's scale)
+    assert frames / SAMPLE_RATE == pytest.approx(audio_seconds(perf), abs=1 / SAMPLE_RATE)
+    assert audio_seconds(perf) == perf.duration + TAIL_SECONDS
     rms = np.sqrt(np.mean(audio.astype(np.float64) ** 2))
     assert rms > 100  # clearly audible, not digital silence
     assert np.abs(audio).max() < 32767  # and not clipped flat
