@@ -61,13 +61,17 @@ def _generate(args) -> int:
         shutil.copyfile(files.midi, midi)
         if wav is not None and files.wav is not None:
             shutil.copyfile(files.wav, wav)
-        judged = result.continuation.log_likelihood_per_note
+        c = result.continuation
+        judged = ""
+        if c.distance_from_prompt is not None:
+            judged = (
+                f", {c.log_likelihood_per_note:.2f} nats/note, {c.distance_from_prompt:.2f} "
+                f"from the prompt's {c.prompt_log_likelihood_per_note:.2f}"
+            )
         print(
             f"wrote {midi}"
             + (f" and {wav}" if files.wav else "")
-            + f" ({len(result.continuation.added)} new notes"
-            + (f", {judged:.2f} nats/note" if judged is not None else "")
-            + ")"
+            + f" ({len(c.added)} new notes{judged})"
         )
     print(f"seed {config.seed}")
     return 0

@@ -196,6 +196,10 @@ def _struck_at_last_onset(tok: PerformanceTokenizer, ids: np.ndarray) -> np.ndar
 class Sample:
     ids: np.ndarray  # the continuation's tokens (prompt not included)
     log_likelihood: float  # of those tokens under the model (nats, temperature 1, unfiltered)
+    # The prompt's own level, the same for every candidate: the model's mean log-likelihood per
+    # note of the prompt tokens it was given (None without notes). Real music goes on about as
+    # surprising as it was; samples come out more predictable (benchmarks/take_ranking.py).
+    prompt_log_likelihood_per_note: float | None
 
 
 @torch.inference_mode()
@@ -251,7 +255,9 @@ def sample_tokens(
     # Every candidate starts from the same prompt: prefill it once, then copy the cache per row.
     cache = model.new_cache(1, decoder.static_cache)
     x = context(first - len(prefix))[:1]
-    logits = model.prefill(x, cache).expand(B, -1)
+    every = model.prefill(x, cache, every_position=True)[0]  # (T, V)
+    logits = every[-1:].expand(B, -1)
+    prompt_level = _log_likelihood_per_note(every[:-1], x[0, 1:], t.is_pitch)
     cache = cache.repeat(B)
     position = x.size(1)  # the cache slot of the next token
     start = time.perf_counter()
@@ -297,7 +303,18 @@ def sample_tokens(
     continuation = history[:, P:length].cpu().numpy()
     log_p = log_p.cpu().numpy()
     ends = finished_at.clamp(max=generated).tolist()
-    return [Sample(continuation[b, : ends[b]], float(log_p[b, : ends[b]].sum())) for b in range(B)]
+    return [
+        Sample(continuation[b, : ends[b]], float(log_p[b, : ends[b]].sum()), prompt_level)
+        for b in range(B)
+    ]
+
+
+def _log_likelihood_per_note(logits, ids, is_pitch) -> float | None:
+    """Mean log-probability per note of `ids` (T,) given the logits (T, V) that predicted them."""
+    notes = int(is_pitch[ids].sum())
+    if not notes:
+        return None
+    return float(logits.float().log_softmax(dim=-1).gather(1, ids[:, None]).sum()) / notes
 
 
 @dataclass(frozen=True)
@@ -308,6 +325,18 @@ class Continuation:
     tokens: int
     seconds: float  # of music added (the time its shifts cover)
     log_likelihood_per_note: float | None  # the model's mean log-probability per added note
+    prompt_log_likelihood_per_note: float | None  # the same of the prompt (see Sample)
+
+    @property
+    def distance_from_prompt(self) -> float | None:
+        """How far the take's log-likelihood per note is from the prompt's, in nats: the model's
+        judgement of a take, smaller is better. Measured on MAESTRO's test split, real music goes
+        on about as surprising as its prompt, while the takes the model finds most likely are
+        the ones that loop (benchmarks/take_ranking.py): "most likely first" picks worse takes
+        than chance, "closest to the prompt first" better ones."""
+        if self.log_likelihood_per_note is None or self.prompt_log_likelihood_per_note is None:
+            return None
+        return abs(self.log_likelihood_per_note - self.prompt_log_likelihood_per_note)
 
 
 def continue_performance(
@@ -330,6 +359,14 @@ def continue_performance(
         combined = merge(prompt, cont, 0.0)
         per_note = s.log_likelihood / len(cont) if len(cont) else None
         results.append(
-            Continuation(prompt, cont, combined, len(s.ids), tok.seconds_of(s.ids), per_note)
+            Continuation(
+                prompt,
+                cont,
+                combined,
+                len(s.ids),
+                tok.seconds_of(s.ids),
+                per_note,
+                s.prompt_log_likelihood_per_note,
+            )
         )
     return results

@@ -211,12 +211,14 @@ class MusicTransformer(nn.Module):
         )
         return logits, loss
 
-    def prefill(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Fill an empty cache with idx (B, T) at positions 0..T-1 -> last logits (B, vocab)."""
+    def prefill(self, idx: torch.Tensor, cache: KVCache, every_position: bool = False):
+        """Fill an empty cache with idx (B, T) at positions 0..T-1 -> the last logits
+        (B, vocab), or those of every position (B, T, vocab): they come at no extra cost."""
         T = idx.size(1)
         if cache.max_len < T:
             raise ValueError(f"prompt of {T} tokens exceeds the cache of {cache.max_len}")
-        return self._logits(idx, torch.arange(T, device=idx.device), cache)[:, -1]
+        logits = self._logits(idx, torch.arange(T, device=idx.device), cache)
+        return logits if every_position else logits[:, -1]
 
     def decode_step(self, idx: torch.Tensor, position: torch.Tensor, cache: KVCache):
         """One new token per row, idx (B, 1), at `position` (1,) -> logits (B, vocab)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -169,12 +168,18 @@ class Outcome:
         ]
         for take in self.candidates:
             judged = take.settings["log_likelihood_per_note"]
+            level = take.settings["prompt_log_likelihood_per_note"]
             run = take.settings["longest_maestro_run"]
-            line = f"Take {take.settings['candidate'] + 1}: " + (
-                "no notes"
-                if judged is None
-                else f"{judged:.2f} nats/note (the model's own judgement)"
-            )
+            line = f"Take {take.settings['candidate'] + 1}: "
+            if judged is None:
+                line += "no notes"
+            elif level is None:
+                line += f"{judged:.2f} nats/note (the model's judgement)"
+            else:
+                line += (
+                    f"{judged:.2f} nats/note, {abs(judged - level):.2f} from the prompt's "
+                    f"{level:.2f} (the model's judgement: the closer, the better)"
+                )
             if run is not None:
                 line += " · " + SharedRun(run["notes"], run["piece"]).describe()
             lines.append(line)
@@ -320,7 +325,8 @@ class Studio:
 
         Each candidate's MIDI holds the whole piece so far: the file up to the window's end as
         it was, then the continuation, so continuing a result builds a piece step by step.
-        Candidates come best first by the model's own judgement (mean log-likelihood per note).
+        Candidates come best first by the model's own judgement: the closest in log-likelihood
+        per note to the prompt's (Continuation.distance_from_prompt).
         Files are named after the piece, the step and the candidate: `name` (or the prompt
         file's name) is `piece` for a new piece, or `piece-stepN-cK` for a step's result."""
         chosen = self.model(model)
@@ -341,11 +347,10 @@ class Studio:
             "prompt_seconds": round(window.duration, 3),
             "generation_seconds": round(time.perf_counter() - started, 3),
         }
-        rows = sorted(range(len(continuations)), key=lambda i: -_judgement(continuations[i]))
+        rows = sorted(range(len(continuations)), key=lambda i: _judgement(continuations[i]))
         results = []
         for rank, row in enumerate(rows):
             c = continuations[row]
-            judgement = c.log_likelihood_per_note
             copied = self.originality.longest_run(c.added) if self.originality else None
             results.append(
                 Result(
@@ -356,9 +361,11 @@ class Studio:
                     | {
                         "candidate": rank,
                         "batch_row": row,  # with the seed, what reproduces this candidate
-                        "log_likelihood_per_note": None
-                        if judgement is None
-                        else round(judgement, 4),
+                        "log_likelihood_per_note": _rounded(c.log_likelihood_per_note),
+                        "prompt_log_likelihood_per_note": _rounded(
+                            c.prompt_log_likelihood_per_note
+                        ),
+                        "distance_from_prompt": _rounded(c.distance_from_prompt),
                         "longest_maestro_run": None
                         if copied is None
                         else {"notes": copied.notes, "piece": copied.title},
@@ -399,8 +406,18 @@ class Studio:
         return CandidateFiles(wav, midi, added, roll, result.settings)
 
 
-def _judgement(c: Continuation) -> float:
-    return -math.inf if c.log_likelihood_per_note is None else c.log_likelihood_per_note
+def _judgement(c: Continuation) -> tuple:
+    """Sort key, best first: closest to the prompt's level; without a prompt level, the most
+    likely; takes without notes last."""
+    if c.log_likelihood_per_note is None:
+        return (2, 0.0)
+    if c.distance_from_prompt is None:
+        return (1, -c.log_likelihood_per_note)
+    return (0, c.distance_from_prompt)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 STEP_NAME = re.compile(r"^(?P<piece>.+)-step(?P<step>\d+)-c\d+$")

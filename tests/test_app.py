@@ -77,8 +77,9 @@ def test_a_piece_built_step_by_step_through_the_api(client, tmp_path):
     assert len(added) and added.min() >= last_upload_onset - 1e-3
     assert added.max() <= last_upload_onset + 20.0 + 0.02  # two steps of 10 s
     for out in (step1, final):  # every take carries the model's judgement, best first
-        judged = [t["log_likelihood_per_note"] for t in out[-3]]
-        assert all(j is not None for j in judged) and judged == sorted(judged, reverse=True)
+        judged = [t["distance_from_prompt"] for t in out[-3]]
+        assert all(t["log_likelihood_per_note"] is not None for t in out[-3])
+        assert all(j is not None for j in judged) and judged == sorted(judged)
         assert all(t["longest_maestro_run"]["notes"] >= 0 for t in out[-3])
 
 

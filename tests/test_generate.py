@@ -86,7 +86,9 @@ def test_window_slides_past_the_context(tiny_model, midi_files, monkeypatch):
     prefills = []
     prefill = model.prefill
     monkeypatch.setattr(
-        model, "prefill", lambda x, cache: prefills.append(x.size(1)) or prefill(x, cache)
+        model,
+        "prefill",
+        lambda x, cache, **kw: prefills.append(x.size(1)) or prefill(x, cache, **kw),
     )
     prompt = tok.encode(read_midi(midi_files[3]))
     assert len(prompt) > model.config.block_size
@@ -210,3 +212,11 @@ def test_log_likelihood_is_the_models_probability_of_the_continuation(tiny_model
     expected = log_p.gather(1, torch.as_tensor(ids[len(prompt) :])[:, None]).sum()
     assert n == len(sample.ids) == 30
     assert sample.log_likelihood == pytest.approx(float(expected), rel=1e-4, abs=1e-3)
+    # the prompt's own level: its tokens' log-probability per note, from the same forward pass
+    scored = torch.as_tensor(prompt[1:])
+    prompt_log_p = logits[0, : len(prompt) - 1].log_softmax(-1).gather(1, scored[:, None]).sum()
+    notes = int(np.isin(prompt[1:], np.flatnonzero(tok.kind == NOTE_PITCH)).sum())
+    assert notes > 0
+    assert sample.prompt_log_likelihood_per_note == pytest.approx(
+        float(prompt_log_p) / notes, rel=1e-4
+    )
