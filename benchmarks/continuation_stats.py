@@ -53,13 +53,6 @@ def features(notes: np.ndarray, seconds: float) -> dict:
     }
 
 
-def densest_onset(notes: np.ndarray) -> int:
-    """The most notes sharing one onset on the 10 ms grid."""
-    if not len(notes):
-        return 0
-    return int(np.unique(np.round(notes[:, ONSET] * 100), return_counts=True)[1].max())
-
-
 def js_bits(p: np.ndarray, q: np.ndarray) -> float:
     m = (p + q) / 2
     kl = lambda a, b: float(np.sum(a[a > 0] * np.log2(a[a > 0] / b[a > 0])))  # noqa: E731
@@ -125,7 +118,7 @@ def main() -> None:
             start = float(window.notes[:, ONSET].max())  # the continuation's time origin
             generated = added.notes.copy()
             generated[:, [ONSET, OFFSET]] -= start
-            piles.append(densest_onset(added.notes))
+            piles.append(model.tokenizer.densest_onset(model.tokenizer.encode(added)))
             rows.append({"real": real, "generated": features(generated, LENGTH)})
         js_model = [js_bits(r["real"]["pc"], r["generated"]["pc"]) for r in rows]
         summary["models"][model.name] = {
