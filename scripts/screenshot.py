@@ -44,6 +44,11 @@ def main() -> None:
         page.get_by_role("button", name="Generate").click()
         page.locator("img[src*='-step1-c2']").first.wait_for(timeout=180_000)
         page.wait_for_timeout(1500)
+        # the first take "paused a third of the way in": its playback cursor shows on the roll
+        page.locator(".musicgen-playable audio").nth(1).evaluate(
+            "a => { a.currentTime = a.duration / 3; }"
+        )
+        page.wait_for_timeout(500)
         Path(args.out).parent.mkdir(exist_ok=True)
         page.screenshot(path=args.out, full_page=True)
         browser.close()
