@@ -11,15 +11,18 @@ are removed as new requests arrive, and every limit a user can hit is checked he
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
+import queue
 import re
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -72,9 +75,48 @@ log = logging.getLogger(__name__)
 SETTINGS_PREFIX = "musicgen "
 
 
+class ComputeThread:
+    """Runs every model computation of the process on one long-lived thread.
+
+    PyTorch's CPU thread pool (OpenMP) belongs to the thread that calls it. A web server runs
+    each request on whichever of its worker threads is free, so each started a pool of its own,
+    and on 2 cores the pools slowed each other: decoding was ~1.3x slower than on the thread
+    that loaded the model (measured; see the README's Performance). Loading, the decoder's
+    start-up measurement and generation all run here instead. A daemon: an interrupted command
+    does not wait for a generation to end."""
+
+    NAME = "musicgen-compute"
+
+    def __init__(self):
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name=self.NAME, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            future, fn, args = self._jobs.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # handed to the caller, whatever it is
+                    future.set_exception(exc)
+
+    def run(self, fn: Callable, *args):
+        """fn(*args) on the compute thread, in the caller's context (Gradio finds the request's
+        progress bar there); jobs queue up one after the other."""
+        if threading.current_thread().name == self.NAME:
+            return fn(*args)
+        future: Future = Future()
+        self._jobs.put((future, contextvars.copy_context().run, (fn, *args)))
+        return future.result()
+
+
+COMPUTE = ComputeThread()
+
+
 @dataclass(frozen=True)
 class Model:
-    """A loaded checkpoint: weights on a device, its tokenizer, and the decoder it runs with."""
+    """A loaded checkpoint: weights on a device, its tokenizer, and the decoder it runs with.
+    Its work runs on the COMPUTE thread, whoever calls."""
 
     name: str
     model: torch.nn.Module
@@ -85,6 +127,10 @@ class Model:
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str | None = None) -> Model:
+        return COMPUTE.run(cls._load, checkpoint, device)
+
+    @classmethod
+    def _load(cls, checkpoint: str | Path | None, device: str | None) -> Model:
         directory = resolve(checkpoint)
         dev = devices.pick_device(device)
         started = time.perf_counter()
@@ -110,8 +156,15 @@ class Model:
         on_progress: Callable[[Progress], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> list[Continuation]:
-        return continue_performance(
-            self.model, self.tokenizer, window, config, on_progress, should_stop, self.decoder
+        return COMPUTE.run(
+            continue_performance,
+            self.model,
+            self.tokenizer,
+            window,
+            config,
+            on_progress,
+            should_stop,
+            self.decoder,
         )
 
 
