@@ -1,6 +1,8 @@
 """The studio layer behind the app and the CLI: previews, outputs, stop, bad input."""
 
+import contextvars
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from musicgen.errors import InvalidMidiError, InvalidParameterError
 from musicgen.generate import SamplingConfig
 from musicgen.midi import read_midi, read_text_meta
-from musicgen.studio import Studio, take_name
+from musicgen.studio import COMPUTE, Studio, take_name
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +119,28 @@ def test_take_names():
     assert take_name("bach-step2-c3") == ("bach", 3)
     assert take_name("My Piece (v2)") == ("My-Piece-v2", 1)
     assert take_name("") == ("piece", 1) and take_name(None) == ("piece", 1)
+
+
+def test_model_work_runs_on_one_thread_in_the_callers_context(studio, midi_files):
+    """Whichever thread a request comes on, the model runs on the one compute thread (one
+    PyTorch thread pool), and sees the request's context (where Gradio keeps its progress)."""
+    request = contextvars.ContextVar("request")
+    seen = []
+
+    def on_progress(_):
+        seen.append((threading.current_thread().name, request.get(None)))
+
+    def serve(i):
+        request.set(i)
+        config = SamplingConfig(seconds=2, seed=i)
+        studio.generate(midi_files[0], config, on_progress=on_progress, audio=False)
+
+    threads = [threading.Thread(target=serve, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {name for name, _ in seen} == {COMPUTE.NAME}
+    assert {i for _, i in seen} == {0, 1, 2}
+    with pytest.raises(ZeroDivisionError):  # a failure reaches the caller
+        COMPUTE.run(lambda: 1 / 0)
