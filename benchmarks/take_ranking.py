@@ -99,6 +99,8 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--checkpoint", default=str(BUNDLED_CHECKPOINTS[0]))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=SamplingConfig.temperature)
+    parser.add_argument("--top-p", type=float, default=SamplingConfig.top_p)
     args = parser.parse_args()
     test = [p for p in list_pieces(args.data) if p.split == "test"]
     chosen = [test[i] for i in np.linspace(0, len(test) - 1, args.pieces).astype(int)]
@@ -113,7 +115,13 @@ def main() -> None:
             continue  # piece too short
         real_features = features(real.notes, LENGTH)
         real_repetition.append(self_repetition(real.notes))
-        config = SamplingConfig(seconds=LENGTH, seed=args.seed, num_candidates=args.candidates)
+        config = SamplingConfig(
+            seconds=LENGTH,
+            seed=args.seed,
+            num_candidates=args.candidates,
+            temperature=args.temperature,
+            top_p=args.top_p,
+        )
         takes = model.continue_window(window, config)
         real_ll.append(
             log_likelihood_per_note(model, window, real) - log_likelihood_per_note(model, window)
@@ -156,6 +164,8 @@ def main() -> None:
         "decoder": model.decoder.name,
         "prompts": len(rows),
         "candidates": args.candidates,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
         "prompt_seconds": PROMPT,
         "take_seconds": LENGTH,
         "real_self_repetition": round(float(np.mean(real_repetition)), 4),
