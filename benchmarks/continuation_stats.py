@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=32)
     parser.add_argument("--checkpoint", action="append", help="repeatable; default: both bundled")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--top-p", type=float, default=SamplingConfig.top_p)
     args = parser.parse_args()
     test = [p for p in list_pieces(args.data) if p.split == "test"]
     chosen = [test[i] for i in np.linspace(0, len(test) - 1, args.pieces).astype(int)]
@@ -104,6 +105,7 @@ def main() -> None:
         "prompt_seconds": PROMPT,
         "continuation_seconds": LENGTH,
         "seed": args.seed,
+        "top_p": args.top_p,
         "real": summarise([{"real": p[2]} for p in prompts], "real"),
         "pitch_class_js_bits_other_piece_vs_real": round(float(np.mean(js_other)), 4),
         "models": {},
@@ -113,7 +115,7 @@ def main() -> None:
         model = Model.load(checkpoint)
         rows, piles = [], []
         for _piece, window, real in prompts:
-            config = SamplingConfig(seconds=LENGTH, seed=args.seed)
+            config = SamplingConfig(seconds=LENGTH, seed=args.seed, top_p=args.top_p)
             added = model.continue_window(window, config)[0].added
             start = float(window.notes[:, ONSET].max())  # the continuation's time origin
             generated = added.notes.copy()
