@@ -175,7 +175,10 @@ def model_info(studio: Studio) -> str:
 def prompt_panel(examples: list[dict], audio_ok: bool):
     """Upload / example / chaining, the prompt window and its preview."""
     prompt = gr.File(
-        label="Prompt MIDI (.mid / .midi)", file_types=[".mid", ".midi"], type="filepath"
+        label="Prompt MIDI (.mid / .midi)",
+        file_types=[".mid", ".midi"],
+        type="filepath",
+        elem_id="prompt-file",
     )
     with gr.Row():
         example = gr.Dropdown(
