@@ -53,6 +53,22 @@ def features(notes: np.ndarray, seconds: float) -> dict:
     }
 
 
+def test_prompts(data: str, pieces: int, length: float) -> list[tuple]:
+    """(piece, prompt window = seconds PROMPT, real continuation = the `length` s after it) for
+    `pieces` test-split performances spread over the split (those too short are skipped)."""
+    test = [p for p in list_pieces(data) if p.split == "test"]
+    out = []
+    for i in np.linspace(0, len(test) - 1, pieces).astype(int):
+        perf = read_midi(Path(data) / test[i].path, isolate=False)
+        try:
+            window = prompt_window(perf, *PROMPT)
+            real = prompt_window(perf, PROMPT[1], PROMPT[1] + length)
+        except MusicgenError:
+            continue  # piece too short
+        out.append((test[i], window, real))
+    return out
+
+
 def js_bits(p: np.ndarray, q: np.ndarray) -> float:
     m = (p + q) / 2
     kl = lambda a, b: float(np.sum(a[a > 0] * np.log2(a[a > 0] / b[a > 0])))  # noqa: E731
@@ -87,17 +103,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top-p", type=float, default=SamplingConfig.top_p)
     args = parser.parse_args()
-    test = [p for p in list_pieces(args.data) if p.split == "test"]
-    chosen = [test[i] for i in np.linspace(0, len(test) - 1, args.pieces).astype(int)]
-    prompts = []
-    for piece in chosen:
-        perf = read_midi(Path(args.data) / piece.path, isolate=False)
-        try:
-            window = prompt_window(perf, *PROMPT)
-            real = prompt_window(perf, PROMPT[1], PROMPT[1] + LENGTH)
-        except MusicgenError:
-            continue  # piece too short
-        prompts.append((piece, window, features(real.notes, LENGTH)))
+    prompts = [
+        (piece, window, features(real.notes, LENGTH))
+        for piece, window, real in test_prompts(args.data, args.pieces, LENGTH)
+    ]
     shuffled = prompts[1:] + prompts[:1]  # each piece's real continuation vs another piece's
     js_other = [js_bits(p[2]["pc"], o[2]["pc"]) for p, o in zip(prompts, shuffled)]
     summary = {

@@ -21,21 +21,18 @@ minus the prompt's (teacher-forced, after the prompt).
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from continuation_stats import features, js_bits
+from continuation_stats import PROMPT, features, js_bits, test_prompts
 
 from musicgen.checkpoint import BUNDLED_CHECKPOINTS
-from musicgen.data import list_pieces
-from musicgen.errors import MusicgenError
 from musicgen.generate import SamplingConfig
-from musicgen.midi import OFFSET, ONSET, PITCH, prompt_window, read_midi
+from musicgen.midi import OFFSET, ONSET, PITCH
 from musicgen.studio import Model
 
-PROMPT, LENGTH = (60.0, 80.0), 10.0  # seconds
+LENGTH = 10.0  # seconds of each take (the prompt: continuation_stats.PROMPT)
 REPEAT_NGRAM = 6
 
 
@@ -102,17 +99,9 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=SamplingConfig.temperature)
     parser.add_argument("--top-p", type=float, default=SamplingConfig.top_p)
     args = parser.parse_args()
-    test = [p for p in list_pieces(args.data) if p.split == "test"]
-    chosen = [test[i] for i in np.linspace(0, len(test) - 1, args.pieces).astype(int)]
     model = Model.load(args.checkpoint)
     rows, real_repetition, correlations, real_ll = [], [], [], []
-    for piece in chosen:
-        perf = read_midi(Path(args.data) / piece.path, isolate=False)
-        try:
-            window = prompt_window(perf, *PROMPT)
-            real = prompt_window(perf, PROMPT[1], PROMPT[1] + LENGTH)
-        except MusicgenError:
-            continue  # piece too short
+    for _piece, window, real in test_prompts(args.data, args.pieces, LENGTH):
         real_features = features(real.notes, LENGTH)
         real_repetition.append(self_repetition(real.notes))
         config = SamplingConfig(
