@@ -222,15 +222,16 @@ class Outcome:
         for take in self.candidates:
             judged = take.settings["log_likelihood_per_note"]
             level = take.settings["prompt_log_likelihood_per_note"]
+            distance = take.settings["distance_from_prompt"]
             run = take.settings["longest_maestro_run"]
             line = f"Take {take.settings['candidate'] + 1}: "
             if judged is None:
                 line += "no notes"
-            elif level is None:
+            elif distance is None:
                 line += f"{judged:.2f} nats/note (the model's judgement)"
             else:
                 line += (
-                    f"{judged:.2f} nats/note, {abs(judged - level):.2f} from the prompt's "
+                    f"{judged:.2f} nats/note, {distance:.2f} from the prompt's "
                     f"{level:.2f} (the model's judgement: the closer, the better)"
                 )
             if run is not None:
