@@ -13,7 +13,7 @@ run's own figures (per note):
   prompt_level: the smallest distance to the prompt's own log-likelihood per note (what the
                 studio does: Continuation.distance_from_prompt).
 As a check of the idea behind prompt_level, the real continuation's log-likelihood per note
-minus the prompt's (teacher-forced, after the prompt).
+(teacher-forced after the prompt tokens generation prefills) minus the prompt's level.
 
     python benchmarks/take_ranking.py --data ../shared/data/maestro-v3.0.0 [--pieces 24]
         [--candidates 4] [--checkpoint DIR]
@@ -24,13 +24,13 @@ import json
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from continuation_stats import PROMPT, features, js_bits, test_prompts
 
 from musicgen.checkpoint import BUNDLED_CHECKPOINTS
-from musicgen.generate import SamplingConfig
+from musicgen.generate import SamplingConfig, log_likelihood_per_note
 from musicgen.midi import OFFSET, ONSET, PITCH
 from musicgen.studio import Model
+from musicgen.tokenizer import NOTE_PITCH
 
 LENGTH = 10.0  # seconds of each take (the prompt: continuation_stats.PROMPT)
 REPEAT_NGRAM = 6
@@ -54,22 +54,17 @@ def rank_corr(a: list[float], b: list[float]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def log_likelihood_per_note(model: Model, window, real=None) -> float:
-    """The model's mean log-likelihood per note of the prompt window (its last 3/4 block of
-    tokens, as generation prefills it), or of the real continuation after it."""
+def real_log_likelihood_per_note(model: Model, window, real) -> float | None:
+    """The model's mean log-likelihood per note of the real continuation, after the prompt
+    tokens generation prefills (its last 3/4 block), as the takes are scored."""
     tok, block = model.tokenizer, model.model.config.block_size
     prompt = tok.encode(window)[-(block * 3 // 4) :]
-    after = np.zeros(0, dtype=np.int64)
-    if real is not None:  # on the continuation's 10 ms grid, as sampling produces it
-        after = tok.encode(real)[: block - len(prompt) - 1]
-    ids = np.concatenate([[tok.bos_id], prompt, after])
-    x = torch.as_tensor(ids)[None]
+    after = tok.encode(real)[: block - len(prompt)]  # on the continuation's 10 ms grid
+    x = torch.as_tensor(np.concatenate([prompt, after]))
     with torch.inference_mode():
-        logits, _ = model.model(x)
-    log_p = F.log_softmax(logits[0, :-1].float(), -1).gather(1, x[0, 1:, None])[:, 0]
-    scored = after if real is not None else prompt
-    total = float(log_p[-len(scored) :].sum())
-    return total / max(1, len(tok.decode(scored)))
+        logits, _ = model.model(x[None])
+    is_pitch = torch.as_tensor(tok.kind == NOTE_PITCH)
+    return log_likelihood_per_note(logits[0, len(prompt) - 1 : -1], x[len(prompt) :], is_pitch)
 
 
 RANKINGS = {  # take -> the key sorted on, best first (smallest first)
@@ -112,9 +107,8 @@ def main() -> None:
             top_p=args.top_p,
         )
         takes = model.continue_window(window, config)
-        real_ll.append(
-            log_likelihood_per_note(model, window, real) - log_likelihood_per_note(model, window)
-        )
+        prompt_level = takes[0].prompt_log_likelihood_per_note  # the sampling run's own
+        real_ll.append(real_log_likelihood_per_note(model, window, real) - prompt_level)
         start = float(window.notes[:, ONSET].max())  # the continuation's time origin
         judged = []
         for c in takes:

@@ -261,7 +261,7 @@ def sample_tokens(
     x = context(first - len(prefix))[:1]
     every = model.prefill(x, cache, every_position=True)[0]  # (T, V)
     logits = every[-1:].expand(B, -1)
-    prompt_level = _log_likelihood_per_note(every[:-1], x[0, 1:], t.is_pitch)
+    prompt_level = log_likelihood_per_note(every[:-1], x[0, 1:], t.is_pitch)
     cache = cache.repeat(B)
     position = x.size(1)  # the cache slot of the next token
     start = time.perf_counter()
@@ -313,7 +313,7 @@ def sample_tokens(
     ]
 
 
-def _log_likelihood_per_note(logits, ids, is_pitch) -> float | None:
+def log_likelihood_per_note(logits, ids, is_pitch) -> float | None:
     """Mean log-probability per note of `ids` (T,) given the logits (T, V) that predicted them."""
     notes = int(is_pitch[ids].sum())
     if not notes:
