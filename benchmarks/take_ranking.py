@@ -1,7 +1,8 @@
 """Does the studio's "best first" pick the better take? Prints JSON.
 
-For each of N test-split pieces: the prompt is seconds [60, 80), the model samples K takes of
-10 s at once (the studio's default settings), and the real seconds [80, 90) are the reference.
+For each of N test-split pieces: the prompt is 20 s from its middle (continuation_stats's
+prompts, one position a piece), the model samples K takes of 10 s at once (the studio's default
+settings), and the real 10 s after the prompt are the reference.
 Per take: its self-repetition (the share of its 6-note pitch sequences that it has already
 played) and how far it is from the real continuation: |log ratio| of note density and of
 polyphony, and the pitch-class Jensen-Shannon divergence (bits). Reported: each measure for the
@@ -24,7 +25,7 @@ import json
 
 import numpy as np
 import torch
-from continuation_stats import PROMPT, features, js_bits, test_prompts
+from continuation_stats import PROMPT_SECONDS, features, js_bits, test_prompts
 
 from musicgen.checkpoint import BUNDLED_CHECKPOINTS
 from musicgen.generate import SamplingConfig, log_likelihood_per_note
@@ -32,7 +33,7 @@ from musicgen.midi import OFFSET, ONSET, PITCH
 from musicgen.studio import Model
 from musicgen.tokenizer import NOTE_PITCH
 
-LENGTH = 10.0  # seconds of each take (the prompt: continuation_stats.PROMPT)
+LENGTH = 10.0  # seconds of each take (the prompt: continuation_stats.PROMPT_SECONDS)
 REPEAT_NGRAM = 6
 
 
@@ -96,7 +97,8 @@ def main() -> None:
     args = parser.parse_args()
     model = Model.load(args.checkpoint)
     rows, real_repetition, correlations, real_ll = [], [], [], []
-    for _piece, window, real in test_prompts(args.data, args.pieces, LENGTH):
+    for prompt in test_prompts(args.data, args.pieces, positions=1, needed=LENGTH):
+        window, real = prompt.window, prompt.real(0, LENGTH)
         real_features = features(real.notes, LENGTH)
         real_repetition.append(self_repetition(real.notes))
         config = SamplingConfig(
@@ -149,7 +151,7 @@ def main() -> None:
         "candidates": args.candidates,
         "temperature": args.temperature,
         "top_p": args.top_p,
-        "prompt_seconds": PROMPT,
+        "prompt_seconds": PROMPT_SECONDS,
         "take_seconds": LENGTH,
         "real_self_repetition": round(float(np.mean(real_repetition)), 4),
         "likelihood_vs_self_repetition_rank_corr": round(float(np.nanmean(correlations)), 3),

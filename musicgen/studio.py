@@ -350,7 +350,9 @@ class Studio:
 
     def preview(self, prompt: str | Path | Performance, start=None, end=None) -> Preview:
         perf = prompt if isinstance(prompt, Performance) else self.read_prompt(prompt)
-        window = prompt_window(perf, _none_if_blank(start), _none_if_blank(end))
+        start, end = _none_if_blank(start), _none_if_blank(end)
+        window = prompt_window(perf, start, end)
+        window_start, window_end = window_bounds(perf, start, end)
         folder = self.new_folder()
         notes = list(perf.warnings)
         wav = self._audio(window, folder / "prompt.wav", notes)
@@ -358,7 +360,7 @@ class Studio:
         draw(window, seconds=audio_seconds(window) if wav else None).save(roll)
         summary = (
             f"File: {perf.duration:.1f} s, {len(perf)} notes. The model hears "
-            f"{window.duration:.1f} s ({len(window)} notes)."
+            f"{window_end - window_start:.1f} s ({len(window)} notes)."
         )
         return Preview(window, wav, roll, " ".join([summary, *notes]))
 
@@ -398,7 +400,7 @@ class Studio:
             "decoder": chosen.decoder.name,
             "prompt_start": start,
             "prompt_end": end,
-            "prompt_seconds": round(window.duration, 3),
+            "prompt_seconds": round(window_end - window_start, 3),
             "generation_seconds": round(time.perf_counter() - started, 3),
         }
         rows = sorted(range(len(continuations)), key=lambda i: _judgement(continuations[i]))

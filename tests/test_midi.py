@@ -8,6 +8,8 @@ from musicgen.midi import (
     ONSET,
     PITCH,
     fold_pedal,
+    make_performance,
+    merge,
     prompt_window,
     read_midi,
     read_text_meta,
@@ -61,6 +63,15 @@ def test_sustain_pedal_extends_durations_but_not_over_a_restrike():
     assert folded[2, OFFSET] == pytest.approx(2.0)
 
 
+def test_merge_ends_a_held_note_where_its_key_is_struck_again():
+    held = make_performance(np.array([[0.0, 5.0, 60, 80], [0.0, 5.0, 64, 80]]))
+    answer = make_performance(np.array([[1.0, 1.5, 60, 90]]))
+    merged = merge(held, answer, 2.0).notes
+    np.testing.assert_allclose(
+        merged[:, [ONSET, OFFSET, PITCH]], [[0, 3, 60], [0, 5, 64], [3, 3.5, 60]]
+    )
+
+
 def test_pedal_from_a_real_file_is_folded():
     data = _score_bytes([(False, 0, [(0, 240, 60, 80)], [(0, 1920)])])
     perf = read_midi(data)
@@ -76,7 +87,11 @@ def test_prompt_window_and_defaults(midi_files):
     perf = read_midi(midi_files[1])
     w = prompt_window(perf, 2.0, 6.0)
     assert w.notes[:, ONSET].min() >= 0 and w.notes[:, ONSET].max() < 4.0
-    assert w.notes[:, OFFSET].max() <= 4.0 + 1e-9
+    inside = (perf.notes[:, ONSET] >= 2.0) & (perf.notes[:, ONSET] < 6.0)
+    np.testing.assert_allclose(  # whole durations, also past the window's end
+        np.diff(w.notes[:, [ONSET, OFFSET]]), np.diff(perf.notes[inside][:, [ONSET, OFFSET]])
+    )
+    assert w.notes[:, OFFSET].max() > 4.0  # this excerpt has notes sounding across 6 s
     full = prompt_window(perf, None, None)  # last 30 s (the whole 12 s excerpt)
     assert len(full) == len(perf)
     for start, end in [(5, 5), (-1, 3), (float("nan"), 3), (100, 200)]:
