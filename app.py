@@ -26,6 +26,7 @@ from musicgen.studio import (
     PROMPT_SECONDS,
     SamplingConfig,
     Studio,
+    recorder,
 )
 
 ROOT = Path(__file__).resolve().parent
@@ -187,6 +188,16 @@ def prompt_panel(examples: list[dict], audio_ok: bool):
             label="…or pick an example (MAESTRO test split)",
         )
         undo = gr.Button("↶ Undo the last continue", size="sm", interactive=False)
+    played = gr.HTML(
+        html_template=recorder.HTML,
+        css_template=recorder.CSS,
+        js_on_load=recorder.JS,
+        label="…or play it: record a phrase, and it becomes the prompt",
+        show_label=True,
+        container=True,
+        elem_id="recorder",
+        **recorder.page_limits(),
+    )
     with gr.Row():
         # blank means automatic: a placeholder, because an empty Number box without one shows 0
         start = named(
@@ -212,7 +223,7 @@ def prompt_panel(examples: list[dict], audio_ok: bool):
             waveform_options=NATIVE_PLAYER,
         )
         roll = gr.Image(label="Prompt window", type="filepath", interactive=False, height=320)
-    return prompt, example, undo, start, end, (info, audio, roll)
+    return prompt, example, played, undo, start, end, (info, audio, roll)
 
 
 def settings_panel(studio: Studio):
@@ -301,7 +312,7 @@ def build(studio: Studio) -> gr.Blocks:
         )
         with gr.Row():
             with gr.Column(scale=5):
-                prompt, example, undo, start, end, preview_outputs = prompt_panel(
+                prompt, example, played, undo, start, end, preview_outputs = prompt_panel(
                     examples, audio_ok
                 )
             with gr.Column(scale=4):
@@ -375,6 +386,15 @@ def build(studio: Studio) -> gr.Blocks:
         def pick_example(label):
             match = [e for e in examples if example_label(e) == label]
             return (match[0]["path"], None, None) if match else (gr.skip(), gr.skip(), gr.skip())
+
+        def use_recording(event: gr.EventData):
+            """A phrase played in the page becomes the prompt, as an upload would (the page
+            said already when there was nothing to record)."""
+            try:
+                path, _ = studio.save_recording(getattr(event, "midi", None))
+            except MusicgenError as exc:
+                raise user_error(exc) from None
+            return str(path), None, None
 
         def continue_take(i, takes, prompt, history):
             """Take i (the whole piece so far) becomes the prompt, continued from its end.
@@ -477,6 +497,7 @@ def build(studio: Studio) -> gr.Blocks:
         for box in (start, end):  # on every change, not only on Enter
             box.change(*preview, api_name=False)
         example.change(pick_example, example, window_inputs, api_name=False)
+        played.submit(use_recording, None, window_inputs, api_name=False)
         for i, (_, take) in enumerate(slots):
             take.click(
                 lambda takes, prompt, history, i=i: continue_take(i, takes, prompt, history),

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from . import device as devices
+from . import recorder
 from .checkpoint import BUNDLED_CHECKPOINTS, WEIGHTS_FILE, load_checkpoint, resolve
 from .errors import InvalidMidiError, InvalidParameterError, MusicgenError
 from .generate import (
@@ -46,6 +47,7 @@ from .midi import (
     ONSET,
     PROMPT_SECONDS,
     Performance,
+    check_midi_bytes,
     make_performance,
     merge,
     prompt_window,
@@ -57,8 +59,8 @@ from .originality import OriginalityIndex, SharedRun
 from .pianoroll import PLAYBACK_CURSOR_JS, draw
 from .synth import Renderer, audio_seconds
 
-# What the app and the command line need besides the studio: the sampling settings, limits
-# and bundled checkpoints.
+# What the app and the command line need besides the studio: the sampling settings, limits,
+# bundled checkpoints and what the page runs (the playback cursor, the recorder).
 __all__ = [
     "BUNDLED_CHECKPOINTS",
     "MAX_CANDIDATES",
@@ -69,6 +71,7 @@ __all__ = [
     "Model",
     "SamplingConfig",
     "Studio",
+    "recorder",
 ]
 
 log = logging.getLogger(__name__)
@@ -345,6 +348,16 @@ class Studio:
         if path.suffix.lower() not in (".mid", ".midi"):
             raise InvalidMidiError("Please upload a .mid or .midi file.")
         return read_midi(path, isolate=True, max_bytes=MAX_FILE_BYTES)
+
+    def save_recording(self, encoded: object) -> tuple[Path, Performance]:
+        """A phrase recorded in the page (the MIDI file it wrote, base64) as a prompt file of
+        its own, named by the server (recording-<date>-<time>.mid), with its notes: it passes
+        every check an upload does, or raises and leaves nothing to use."""
+        data = recorder.recording_bytes(encoded)
+        check_midi_bytes(data, MAX_FILE_BYTES)
+        path = self.new_folder() / time.strftime("recording-%Y%m%d-%H%M%S.mid")
+        path.write_bytes(data)
+        return path, self.read_prompt(path)
 
     # ----- requests
 

@@ -4,11 +4,13 @@ The tiny model is for testing the machinery (shapes, caching, determinism, decod
 presented as music.
 """
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
+from musicgen.app_process import running_app
 from musicgen.checkpoint import load_checkpoint, save_checkpoint
 from musicgen.model import ModelConfig, MusicTransformer
 from musicgen.tokenizer import PerformanceTokenizer
@@ -57,3 +59,36 @@ def tiny_model(tiny_checkpoint):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def app(tiny_checkpoint, tmp_path_factory):
+    """The app served by a real process (on the tiny model): (url, process)."""
+    with running_app(tiny_checkpoint, tmp_path_factory.mktemp("app-outputs")) as (url, proc):
+        yield url, proc
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (Debian's), driven by Playwright."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Chromium is not installed (Debian package `chromium`)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
