@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgen.checkpoint import BUNDLED_CHECKPOINTS, REPO_ROOT, load_checkpoint
-from musicgen.generate import MAX_NOTES_PER_ONSET, SamplingConfig, sample_tokens
+from musicgen.generate import MAX_NOTES_PER_ONSET, SamplingConfig, sample
 from musicgen.midi import prompt_window, read_midi
 
 
@@ -34,7 +34,7 @@ def main() -> None:
         for run in range(args.runs):
             prompt = prompts[run % len(prompts)]
             config = SamplingConfig(seconds=args.seconds, seed=run, num_candidates=4)
-            for ids in (s.ids for s in sample_tokens(model, tok, prompt, config)):
+            for ids in (s.ids for s in sample(model, tok, prompt, config)):
                 ends.append(tok.seconds_of(ids))
                 capped += len(ids) >= config.max_new_tokens
                 # with the prompt: a continuation's first onset may add to the prompt's last

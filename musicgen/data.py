@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import MusicgenError
+from .events import to_events
 from .midi import read_midi
 from .model import IGNORE
 from .tokenizer import PerformanceTokenizer
@@ -197,7 +198,8 @@ STRETCHES = (0.95, 0.975, 1.0, 1.025, 1.05)
 
 
 class WindowSampler:
-    """Random (B, T+1) windows of [composer] BOS piece EOS, deterministic in (seed, rank, step)."""
+    """Random (B, T+1) windows of [composer] BOS piece EOS, deterministic in (seed, rank, step):
+    of tokens, or with `events` of events ((B, T+1, FIELDS), see events.py)."""
 
     def __init__(
         self,
@@ -208,8 +210,12 @@ class WindowSampler:
         augment: bool = True,
         composer_p: float = 0.5,
         velocity_shift: int = 0,
+        events: bool = False,
     ):
-        self.pieces = [(cache.piece_tokens(p), p["composer"]) for p in cache.pieces(split)]
+        self.units = (lambda ids: to_events(tokenizer, ids)) if events else np.asarray
+        self.pieces = [
+            (self.units(cache.piece_tokens(p)), p["composer"]) for p in cache.pieces(split)
+        ]
         if not self.pieces:
             raise MusicgenError(f"The data set has no pieces in the '{split}' split.")
         lengths = np.array([len(t) for t, _ in self.pieces], dtype=np.float64)
@@ -227,12 +233,14 @@ class WindowSampler:
 
     def window(self, rng: np.random.Generator) -> np.ndarray:
         ids, composer = self.pieces[rng.choice(len(self.pieces), p=self.weights)]
-        prefix = []
+        prefix = self.units(np.zeros(0, dtype=np.int64))
         composer_id = self.tok.composer_id(composer) if composer in self.tok.composers else None
         if composer_id is not None and rng.random() < self.composer_p:
-            prefix = [composer_id]
+            prefix = self.units(np.array([composer_id]))
         n = self.length + 1 - len(prefix)
-        seq = np.concatenate([[self.tok.bos_id], ids, [self.tok.eos_id]])
+        seq = np.concatenate(
+            [self.units(np.array([self.tok.bos_id])), ids, self.units(np.array([self.tok.eos_id]))]
+        )
         start = rng.integers(0, max(1, len(seq) - n + 1))
         out = seq[start : start + n]
         if self.augment:
@@ -244,7 +252,8 @@ class WindowSampler:
             out = stretched if transposed is None else transposed
         out = np.concatenate([prefix, out]).astype(np.int64)
         if len(out) < self.length + 1:
-            out = np.concatenate([out, np.full(self.length + 1 - len(out), IGNORE)])
+            padding = np.full((self.length + 1 - len(out), *out.shape[1:]), IGNORE)
+            out = np.concatenate([out, padding])
         return out
 
     def batch(self, batch_size: int, seed: int, rank: int, step: int) -> np.ndarray:

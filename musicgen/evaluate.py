@@ -4,7 +4,8 @@ Each piece is `BOS tokens`; every piece token is scored once. Windows of the mod
 slide by half a context, and only the tokens not scored before are counted, so each token is
 predicted with at least half a context of history (Music Transformer's protocol).
 Per-note and per-second figures divide the same total NLL by the pieces' note count and length,
-which makes them comparable across tokenizations of the same music.
+which makes them comparable across tokenizations of the same music. A two-level model reads the
+same tokens as events (events.py) and scores each piece's tokens once the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from . import device as devices
 from .checkpoint import load_checkpoint, resolve
 from .data import IGNORE, TokenCache, build_cache
 from .errors import MusicgenError
+from .events import to_events, token_count
 from .tokenizer import NOTE_PITCH, PerformanceTokenizer
 
 log = logging.getLogger(__name__)
@@ -83,10 +85,12 @@ def evaluate_checkpoint(
     cache = build_cache(data, tokenizer, cache_dir)
     pieces = _pieces(cache, split, max_files)
 
+    events = model.config.representation == "events"
     pairs, tokens, notes, seconds = [], 0, 0, 0.0
     for piece in pieces:
         ids = cache.piece_tokens(piece)
-        pairs += windows(np.concatenate([[tokenizer.bos_id], ids]), block)
+        seq = np.concatenate([[tokenizer.bos_id], ids])
+        pairs += windows(to_events(tokenizer, seq) if events else seq, block)
         tokens += len(ids)
         notes += int((tokenizer.kind[ids] == NOTE_PITCH).sum())
         seconds += piece["seconds"]
@@ -95,12 +99,13 @@ def evaluate_checkpoint(
         range(0, len(pairs), batch_size), desc=f"evaluating {split}", unit="batch", mininterval=5.0
     ):
         chunk = pairs[i : i + batch_size]
-        length = max(len(x) for x, _ in chunk)
-        inputs = np.full((len(chunk), length), tokenizer.pad_id, dtype=np.int64)
-        targets = np.full((len(chunk), length), IGNORE, dtype=np.int64)
+        shape = (len(chunk), max(len(x) for x, _ in chunk), *chunk[0][0].shape[1:])
+        inputs = np.full(shape, tokenizer.pad_id, dtype=np.int64)
+        targets = np.full(shape, IGNORE, dtype=np.int64)
         for row, (x, y) in enumerate(chunk):
             inputs[row, : len(x)], targets[row, : len(y)] = x, y
-        scored = int((targets != IGNORE).sum())
+        # the loss is a mean per scored token (an event stands for several)
+        scored = int(token_count(tokenizer, targets).sum() if events else (targets != IGNORE).sum())
         with devices.autocast(dev, devices.inference_dtype(dev) if dtype is None else dtype):
             _, loss = model(torch.from_numpy(inputs).to(dev), torch.from_numpy(targets).to(dev))
         total += loss.item() * scored  # the mean over the scored targets, back to a sum

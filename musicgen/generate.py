@@ -160,7 +160,12 @@ def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decod
             f"Unknown decoder '{setting}': choose one of {', '.join(DECODER_SETTINGS)}."
         )
     cpu = model.embed.weight.device.type == "cpu"
-    if setting == "torch" or (setting == "auto" and (not cpu or not onnx_step.available())):
+    events = model.config.representation == "events"
+    if setting == "onnx-int8" and events:
+        raise InvalidParameterError("The onnx-int8 decoder runs token models only (for now).")
+    if setting == "torch" or (
+        setting == "auto" and (not cpu or events or not onnx_step.available())
+    ):
         return torch_decoder(model)
     if setting == "torch-compiled":
         return torch_decoder(model, compile_step=True)
@@ -313,6 +318,23 @@ def sample_tokens(
     ]
 
 
+def sample(
+    model: MusicTransformer,
+    tok: PerformanceTokenizer,
+    prompt_ids: np.ndarray,
+    config: SamplingConfig,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    decoder: Decoder | None = None,
+) -> list[Sample]:
+    """A Sample per candidate from either kind of model (the config says which)."""
+    if model.config.representation == "events":
+        from .generate_events import sample_events  # it builds on this module
+
+        return sample_events(model, tok, prompt_ids, config, on_progress, should_stop, decoder)
+    return sample_tokens(model, tok, prompt_ids, config, on_progress, should_stop, decoder)
+
+
 def log_likelihood_per_note(logits, ids, is_pitch) -> float | None:
     """Mean log-probability per note of `ids` (T,) given the logits (T, V) that predicted them."""
     notes = int(is_pitch[ids].sum())
@@ -357,7 +379,7 @@ def continue_performance(
     # Continuation tokens are relative to the last prompt onset on the 10 ms grid.
     origin = tok.seconds_of(prompt_ids)
     results = []
-    for s in sample_tokens(model, tok, prompt_ids, config, on_progress, should_stop, decoder):
+    for s in sample(model, tok, prompt_ids, config, on_progress, should_stop, decoder):
         cont = tok.decode(s.ids)
         cont = merge(Performance(np.zeros((0, 4))), cont, origin)
         combined = merge(prompt, cont, 0.0)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from .errors import InvalidParameterError
 
 IGNORE = -100  # target value the loss skips (padding)
+REPRESENTATIONS = ("tokens", "events")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,11 @@ class ModelConfig:
     n_embd: int = 256
     dropout: float = 0.0  # about one epoch on CPU: nothing to regularise yet
     rope_base: float = 10_000.0
+    # What one position is: a token ("tokens", MusicTransformer) or a note's event of four
+    # tokens ("events", EventTransformer: the trunk runs once per note, a small field decoder
+    # of `field_layers` blocks writes its fields; see events.py).
+    representation: str = "tokens"
+    field_layers: int = 1
 
     def __post_init__(self):
         if self.vocab_size is not None and self.vocab_size < 2:
@@ -46,6 +52,13 @@ class ModelConfig:
             raise InvalidParameterError("n_embd / n_head must be an even integer (for RoPE)")
         if not 0.0 <= self.dropout < 1.0:
             raise InvalidParameterError("dropout must be in [0, 1)")
+        if self.representation not in REPRESENTATIONS:
+            raise InvalidParameterError(
+                f"representation must be one of {', '.join(REPRESENTATIONS)} "
+                f"(got {self.representation!r})"
+            )
+        if self.field_layers < 1:
+            raise InvalidParameterError("field_layers must be at least 1")
 
     def with_vocab(self, vocab_size: int) -> ModelConfig:
         return replace(self, vocab_size=vocab_size)
@@ -140,10 +153,10 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, width: int = 4):
         super().__init__()
-        self.up = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
-        self.down = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
+        self.up = nn.Linear(config.n_embd, width * config.n_embd, bias=False)
+        self.down = nn.Linear(width * config.n_embd, config.n_embd, bias=False)
         self.dropout = config.dropout
 
     def forward(self, x):
@@ -225,11 +238,124 @@ class MusicTransformer(nn.Module):
         return self._logits(idx, position, cache)[:, -1]
 
     def _logits(self, idx, positions, cache):
+        return F.linear(self._trunk(idx, positions, cache), self.embed.weight)  # tied head
+
+    def _embed(self, idx):
+        return F.embedding(idx, self.embed.weight)  # (B, T, C)
+
+    def _trunk(self, idx, positions, cache):
+        """The normalised last hidden state of each position, (B, T, C)."""
         cos, sin = self.rope_cos[positions], self.rope_sin[positions]  # (T, hd/2)
-        x = F.embedding(idx, self.embed.weight)  # (B, T, C)
+        x = self._embed(idx)
         if self.config.dropout and self.training:
             x = F.dropout(x, self.config.dropout)
         for layer, block in enumerate(self.blocks):
             x = block.forward(x, cos, sin, cache, layer, positions)
-        x = F.rms_norm(x, (self.config.n_embd,), self.norm.weight, self.norm.eps)
-        return F.linear(x, self.embed.weight)  # (B, T, vocab), head tied to the embedding
+        return F.rms_norm(x, (self.config.n_embd,), self.norm.weight, self.norm.eps)
+
+
+class FieldDecoder(nn.Module):
+    """Writes an event's fields in order from the trunk's state h: field k is predicted from
+    h + a learned embedding of k + the embeddings of fields 0..k-1 (a chain of heads, each fed
+    the fields chosen before it), through `field_layers` residual MLPs and the tied head."""
+
+    def __init__(self, config: ModelConfig, fields: int):
+        super().__init__()
+        self.field = nn.Parameter(torch.zeros(fields, config.n_embd))
+        self.norms = nn.ModuleList(nn.RMSNorm(config.n_embd) for _ in range(config.field_layers))
+        # half the trunk's MLP width: it runs once per field, four times per position
+        self.mlps = nn.ModuleList(MLP(config, width=2) for _ in range(config.field_layers))
+        self.norm = nn.RMSNorm(config.n_embd)
+        self.shape = (config.n_embd,)
+
+    def forward(self, h, before, field, embed_weight):
+        """h (..., C); before (..., C): the sum of the chosen fields' embeddings; field: an int
+        (one field) or a (F,) index (all fields of teacher-forced events, h (..., 1, C))."""
+        x = h + before + self.field[field]
+        for norm, mlp in zip(self.norms, self.mlps):
+            x = x + mlp.forward(F.rms_norm(x, self.shape, norm.weight, norm.eps))
+        x = F.rms_norm(x, self.shape, self.norm.weight, self.norm.eps)
+        return F.linear(x, embed_weight)  # (..., vocab)
+
+
+class EventTransformer(MusicTransformer):
+    """The two-level model: the trunk (MusicTransformer's blocks) runs once per event, over
+    the sum of its fields' embeddings; the FieldDecoder writes the next event's fields.
+
+    idx and targets are (B, T, FIELDS) events (events.py). The loss is the summed NLL of the
+    fields over the number of flat tokens those events stand for: nats per token, exactly
+    comparable with the token model's (and per note, with the same note count)."""
+
+    FIELDS = 4  # events.FIELDS
+
+    def __init__(self, config: ModelConfig, pad_id: int):
+        super().__init__(config)
+        self.pad_id = pad_id
+        self.fields = FieldDecoder(config, self.FIELDS)
+        self.fields.apply(self._init_weights)
+        nn.init.normal_(self.fields.field, mean=0.0, std=0.02)
+        for mlp in self.fields.mlps:  # residual projections, as in the trunk
+            nn.init.normal_(mlp.down.weight, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    def _embed(self, idx):
+        return F.embedding(idx, self.embed.weight).sum(dim=-2)  # (B, T, F, C) -> (B, T, C)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """idx (B, T, F) -> (hidden states (B, T, C), loss); the loss as described above."""
+        T = idx.size(1)
+        if self.config.block_size < T:
+            raise ValueError(f"sequence of {T} events exceeds block_size {self.config.block_size}")
+        h = self._trunk(idx, torch.arange(T, device=idx.device), None)
+        if targets is None:
+            return h, None
+        nll, tokens, _ = self.field_nll(h, targets)
+        return h, nll / tokens.clamp(min=1)
+
+    def field_nll(self, h: torch.Tensor, targets: torch.Tensor):
+        """Teacher-forced: the summed NLL of the events `targets` (..., F) predicted from the
+        states h (..., C) before them, the flat tokens they stand for, and their notes."""
+        pad, ignore = self.pad_id, targets == IGNORE
+        no_note = targets[..., 1:2] == pad  # velocity and duration only come with a note
+        scored = ~ignore
+        scored[..., 2:] &= ~no_note
+        chosen = F.embedding(targets.masked_fill(ignore, pad), self.embed.weight)  # (..,F,C)
+        before = chosen.cumsum(dim=-2) - chosen  # the fields before each one
+        fields = torch.arange(self.FIELDS, device=h.device)
+        logits = self.fields.forward(h[..., None, :], before, fields, self.embed.weight)
+        nll = F.cross_entropy(
+            logits.float().reshape(-1, logits.size(-1)),
+            targets.masked_fill(~scored, IGNORE).reshape(-1),
+            ignore_index=IGNORE,
+            reduction="sum",
+        )
+        notes = (scored[..., 1] & ~no_note[..., 0]).sum()
+        tokens = (scored[..., 0] & (targets[..., 0] != pad)).sum() + 3 * notes
+        return nll, tokens, notes
+
+    def prefill(self, idx: torch.Tensor, cache: KVCache, every_position: bool = False):
+        """Fill an empty cache with events idx (B, T, F) -> the last hidden state (B, C), or
+        every position's (B, T, C)."""
+        T = idx.size(1)
+        if cache.max_len < T:
+            raise ValueError(f"prompt of {T} events exceeds the cache of {cache.max_len}")
+        h = self._trunk(idx, torch.arange(T, device=idx.device), cache)
+        return h if every_position else h[:, -1]
+
+    def decode_step(self, idx: torch.Tensor, position: torch.Tensor, cache: KVCache):
+        """One new event per row, idx (B, 1, F), at `position` (1,) -> hidden state (B, C)."""
+        return self._trunk(idx, position, cache)[:, -1]
+
+    def field_logits(self, h: torch.Tensor, before: torch.Tensor, field: int) -> torch.Tensor:
+        """Logits (B, vocab) of `field` of the next event, given the trunk's state h (B, C)
+        and the sum of the embeddings of the fields chosen before it (B, C)."""
+        return self.fields.forward(h, before, field, self.embed.weight)
+
+    def embed_field(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.embed.weight)
+
+
+def build_model(config: ModelConfig, pad_id: int) -> MusicTransformer:
+    """The model a config describes: a token model, or the two-level event model."""
+    if config.representation == "events":
+        return EventTransformer(config, pad_id)
+    return MusicTransformer(config)

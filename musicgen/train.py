@@ -32,12 +32,14 @@ from .checkpoint import (
 )
 from .data import WindowSampler, build_cache, list_pieces, split_window, top_composers
 from .errors import CheckpointError, InvalidParameterError
-from .model import ModelConfig, MusicTransformer
+from .model import ModelConfig, build_model
 from .tokenizer import PerformanceTokenizer
 
 log = logging.getLogger(__name__)
 
-ARCHITECTURE = ("n_layer", "n_head", "n_embd", "block_size")  # a resumed run must keep these
+WARMUP_STEPS = 200  # the default warm-up of a run of at least 2,000 steps
+# a resumed run must keep these
+ARCHITECTURE = ("n_layer", "n_head", "n_embd", "block_size", "representation", "field_layers")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class TrainConfig:
     grad_accum: int = 1
     lr: float = 1e-3
     min_lr: float = 1e-4
-    warmup_steps: int = 200
+    warmup_steps: int | None = None  # None: WARMUP_STEPS, or a tenth of a shorter run
     max_steps: int = 3000
     weight_decay: float = 0.1
     grad_clip: float = 1.0
@@ -87,8 +89,13 @@ class TrainConfig:
             raise InvalidParameterError("velocity_shift must be at least 0")
         if not 0 < self.min_lr <= self.lr:
             raise InvalidParameterError("need 0 < min_lr <= lr")
-        if self.warmup_steps < 0 or self.warmup_steps > self.max_steps:
-            raise InvalidParameterError("warmup_steps must be in [0, max_steps]")
+        if self.warmup_steps is None:
+            object.__setattr__(self, "warmup_steps", min(WARMUP_STEPS, self.max_steps // 10))
+        if not 0 <= self.warmup_steps <= self.max_steps:
+            raise InvalidParameterError(
+                f"--warmup-steps ({self.warmup_steps}) must be between 0 and --max-steps "
+                f"({self.max_steps})."
+            )
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -143,6 +150,7 @@ class Trainer:
         cache = build_cache(cfg.data, self.tokenizer, cfg.cache_dir, max_files=cfg.max_files)
         if self.world > 1 and self.is_main:
             dist.barrier()
+        events = cfg.model.representation == "events"
         self.train_windows = WindowSampler(
             cache,
             "train",
@@ -151,9 +159,16 @@ class Trainer:
             cfg.augment,
             cfg.composer_p,
             cfg.velocity_shift,
+            events,
         )
         self.val_windows = WindowSampler(
-            cache, "validation", self.tokenizer, cfg.model.block_size, augment=False, composer_p=0.0
+            cache,
+            "validation",
+            self.tokenizer,
+            cfg.model.block_size,
+            augment=False,
+            composer_p=0.0,
+            events=events,
         )
         self.sample_prompt = self._sample_prompt(cache)
 
@@ -161,7 +176,7 @@ class Trainer:
         """The model, AdamW (weight decay on matrices only) and the fp16 gradient scaler."""
         cfg = self.cfg
         self.model_config = cfg.model.with_vocab(self.tokenizer.vocab_size)
-        self.model = MusicTransformer(self.model_config).to(self.device)
+        self.model = build_model(self.model_config, self.tokenizer.pad_id).to(self.device)
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
         self.optimizer = torch.optim.AdamW(
@@ -200,10 +215,11 @@ class Trainer:
             ("composers", saved_cfg, self.cfg)
         ]
         for key, saved, current in must_match:
-            if saved.get(key) != getattr(current, key):
+            was = saved.get(key, getattr(type(current), key))  # older runs: the default then
+            if was != getattr(current, key):
                 raise CheckpointError(
                     f"--resume with a different {key} ({getattr(current, key)}) than the run "
-                    f"in {self.out} ({saved.get(key)})."
+                    f"in {self.out} ({was})."
                 )
         for key in ("max_steps", "batch_size", "lr", "min_lr", "warmup_steps", "grad_accum"):
             if saved_cfg.get(key) != getattr(self.cfg, key):  # allowed, but no longer exact
@@ -269,12 +285,12 @@ class Trainer:
 
     def _write_sample(self, directory: Path) -> None:
         """A short continuation of a validation prompt, to listen to how training goes."""
-        from .generate import SamplingConfig, sample_tokens
+        from .generate import SamplingConfig, sample
         from .midi import write_midi
 
         self.model.eval()
         config = SamplingConfig(seconds=self.cfg.sample_seconds, seed=0)
-        cont = sample_tokens(self.model, self.tokenizer, self.sample_prompt, config)[0].ids
+        cont = sample(self.model, self.tokenizer, self.sample_prompt, config)[0].ids
         perf = self.tokenizer.decode(np.concatenate([self.sample_prompt, cont]))
         if len(perf):
             write_midi(perf, directory / "sample.mid", text=f"step {self.step}")

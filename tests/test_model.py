@@ -113,3 +113,19 @@ def test_train_flags_fill_the_architecture_and_the_training_config():
     assert cfg.lr == 0.01 and cfg.model.vocab_size is None
     with pytest.raises(InvalidParameterError, match="vocab_size is not set"):
         MusicTransformer(cfg.model)
+
+
+def test_a_short_run_warms_up_for_a_tenth_of_it_and_a_bad_warm_up_names_both_flags():
+    from musicgen.cli import build_parser
+    from musicgen.train import WARMUP_STEPS, config_from_args
+
+    parse = lambda *flags: config_from_args(  # noqa: E731
+        build_parser().parse_args(["train", "--data", "d", "--out", "o", *flags])
+    )
+    assert parse("--max-steps", "30").warmup_steps == 3
+    assert parse().warmup_steps == WARMUP_STEPS
+    assert parse("--representation", "events").model.representation == "events"
+    with pytest.raises(InvalidParameterError, match=r"--warmup-steps \(50\).*--max-steps \(30\)"):
+        parse("--max-steps", "30", "--warmup-steps", "50")
+    with pytest.raises(InvalidParameterError, match="representation"):
+        parse("--representation", "notes")
