@@ -41,14 +41,9 @@ PEAK_FLOPS = {
 
 
 def _machine(device: torch.device) -> dict:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
     return {
         "device": devices.describe(device),
-        "cpu": cpu,
+        "cpu": devices.cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -9,15 +9,18 @@ everything inside the new window).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from . import device as devices
 from .errors import InvalidParameterError, check_number
 from .midi import Performance, merge
 from .model import MusicTransformer
@@ -26,6 +29,7 @@ from .tokenizer import EXPECT_ONSET, NOTE_PITCH, PerformanceTokenizer
 log = logging.getLogger(__name__)
 
 DECODER_SETTINGS = ("auto", "torch", "onnx-int8", "torch-compiled")
+DECODER_CHOICES = "decoder-choices.json"  # under the cache root: each machine's measured choice
 MAX_CONTINUATION_SECONDS = 120.0  # the most music one request adds
 MAX_CANDIDATES = 4  # what the studio offers at once
 MAX_BATCH = 16  # candidates one sampling run takes (the GPU bench measures 16)
@@ -175,9 +179,48 @@ def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decod
     if setting == "onnx-int8":
         return fast
     eager = torch_decoder(model)
+    # Measured once per machine and model, then remembered: two paths within a few per cent
+    # of each other could flip from one launch to the next, and with them the music a seed
+    # gives (the int8 path samples other notes).
+    from .data import default_cache_root
+
+    choices = default_cache_root() / DECODER_CHOICES
+    key = " | ".join(
+        (
+            onnx_step.weights_key(model),
+            devices.cpu_name(),
+            devices.describe(model.embed.weight.device),
+            f"torch {torch.__version__}",
+            f"onnxruntime {onnx_step.version()}",
+        )
+    )
+    remembered = _read_json(choices).get(key)
+    if remembered in (eager.name, fast.name):
+        log.info("decoder: %s (measured before on this machine: %s)", remembered, choices)
+        return eager if remembered == eager.name else fast
     timed = {d: _seconds_per_step(model, d) for d in (eager, fast)}
     log.info("decoder: %s", ", ".join(f"{d.name} {t * 1e3:.1f} ms/step" for d, t in timed.items()))
-    return min(timed, key=timed.get)
+    chosen = min(timed, key=timed.get)
+    _write_json(choices, _read_json(choices) | {key: chosen.name})
+    return chosen
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_json(path: Path, value: dict) -> None:
+    """Best effort (a read-only home only means measuring again next time)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(value, indent=1))
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not remember the decoder choice in %s: %s", path, exc)
 
 
 @torch.inference_mode()

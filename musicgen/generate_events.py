@@ -136,8 +136,9 @@ def sample_events(
         before = model.embed_field(shift)
         pitch_ok = field_ok[PITCH_FIELD] & ~struck
         pitch_ok[:, pad] = moved  # an event without a note needs a shift
-        pitch_ok[done_now & ~done] = no_shift  # the last event: the shift alone
-        pitch = choose(PITCH_FIELD, before, pitch_ok)
+        ending = done_now & ~done
+        pitch_ok[ending] = no_shift  # the last event: the shift alone (its "no note" is not
+        pitch = choose(PITCH_FIELD, before, pitch_ok, ~ending)  # the model's: not counted)
         note = pitch != pad
         velocity = duration = torch.full_like(pitch, pad)
         if bool(note.any()):

@@ -41,6 +41,12 @@ def available() -> bool:
     return True
 
 
+def version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
 def _graph_parts(model: MusicTransformer):
     """The n_layer + 1 graphs as onnx ModelProtos (float32 weights).
 
@@ -142,7 +148,8 @@ def _graph_parts(model: MusicTransformer):
     return parts
 
 
-def _weights_key(model: MusicTransformer) -> str:
+def weights_key(model: MusicTransformer) -> str:
+    """A short hash of a model's weights."""
     h = hashlib.sha256()
     for name, t in model.state_dict().items():
         h.update(name.encode())
@@ -168,7 +175,7 @@ class OnnxDecoder:
         folder = (
             Path(tempfile.gettempdir())
             / "musicgen-onnx"
-            / (_weights_key(model) + ("-int8-" + "-".join(exclude) if quantize else "-fp32"))
+            / (weights_key(model) + ("-int8-" + "-".join(exclude) if quantize else "-fp32"))
         )
         if not (folder / "done").is_file():
             folder.mkdir(parents=True, exist_ok=True)

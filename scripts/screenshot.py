@@ -1,5 +1,6 @@
-"""Take docs/screenshot.png: launch the app with the bundled checkpoint, pick an example, generate
-two candidates, and capture the page in headless Chromium.
+"""Take docs/screenshot.png and docs/recorder.png: launch the app with the bundled checkpoint,
+record a phrase on the computer keys (the recorder, captured with a key down), pick an example,
+generate two candidates, and capture the page in headless Chromium.
 
     python scripts/screenshot.py [--checkpoint DIR]
 """
@@ -35,6 +36,7 @@ def main() -> None:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
+        record_a_phrase(page, Path(args.out).with_name("recorder.png"))
         page.get_by_label("…or pick an example (MAESTRO test split)").click()
         page.get_by_role("option", name="Chopin").first.click()
         page.locator("img[src*='prompt']").first.wait_for(timeout=60_000)
@@ -53,6 +55,24 @@ def main() -> None:
         page.screenshot(path=args.out, full_page=True)
         browser.close()
     print(args.out)
+
+
+def record_a_phrase(page, out: Path) -> None:
+    """A C major arpeggio on the computer keys, captured while its last chord is held."""
+    page.locator(".mg-record").click()
+    for key in "adgk":
+        page.keyboard.down(key)
+        page.wait_for_timeout(180)
+        if key != "k":
+            page.keyboard.up(key)
+    page.keyboard.down("d")
+    page.keyboard.down("g")
+    page.wait_for_timeout(300)
+    page.locator(".mg-recorder").screenshot(path=str(out))
+    for key in "kdg":
+        page.keyboard.up(key)
+    page.locator(".mg-record").click()
+    page.locator("#prompt-file").get_by_text("recording-").wait_for(timeout=30_000)
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -220,3 +221,27 @@ def test_log_likelihood_is_the_models_probability_of_the_continuation(tiny_model
     assert sample.prompt_log_likelihood_per_note == pytest.approx(
         float(prompt_log_p) / notes, rel=1e-4
     )
+
+
+def test_the_decoder_is_measured_once_per_machine_then_remembered(
+    tiny_model, tmp_path, monkeypatch
+):
+    """A seed means the same music on every launch: two paths measured within a few per cent
+    of each other must not flip from one start to the next."""
+    from musicgen import generate
+
+    model, _ = tiny_model
+    monkeypatch.setenv("MUSICGEN_CACHE", str(tmp_path))
+    monkeypatch.delenv("MUSICGEN_DECODER", raising=False)
+    first = generate.choose_decoder(model).name
+    remembered = json.loads((tmp_path / generate.DECODER_CHOICES).read_text())
+    assert list(remembered.values()) == [first]
+
+    def measure_again(*_):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(generate, "_seconds_per_step", measure_again)
+    assert all(generate.choose_decoder(model).name == first for _ in range(3))
+    other = {"torch-eager": "onnx-int8", "onnx-int8": "torch-eager"}[first]
+    (tmp_path / generate.DECODER_CHOICES).write_text(json.dumps({key: other for key in remembered}))
+    assert generate.choose_decoder(model).name == other  # what was measured stays chosen
