@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from musicgen.checkpoint import REPO_ROOT, load_checkpoint
+from musicgen.checkpoint import BUNDLED_CHECKPOINTS, REPO_ROOT, load_checkpoint
 from musicgen.errors import InvalidParameterError
 from musicgen.generate import (
     MAX_NOTES_PER_ONSET,
@@ -13,6 +13,7 @@ from musicgen.generate import (
     SamplingConfig,
     continue_performance,
     filter_logits,
+    sample,
     sample_tokens,
 )
 from musicgen.midi import ONSET, prompt_window, read_midi
@@ -188,15 +189,15 @@ def test_a_pitch_is_struck_once_per_onset(tiny_model):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["maestro-base", "maestro-small"])
-def test_bundled_models_end_cleanly_on_the_examples(name):
+@pytest.mark.parametrize("directory", BUNDLED_CHECKPOINTS, ids=lambda d: d.name)
+def test_bundled_models_end_cleanly_on_the_examples(directory):
     # The Bach example at seed 0 is where the pile-up was first heard.
-    model, tok, _ = load_checkpoint(REPO_ROOT / "checkpoints" / name)
+    model, tok, _ = load_checkpoint(directory)
     examples = sorted((REPO_ROOT / "examples").glob("*.mid"))
-    for i, path in enumerate(examples[:: 4 if name == "maestro-base" else 2]):
+    for i, path in enumerate(examples[:: 4 if directory == BUNDLED_CHECKPOINTS[0] else 2]):
         prompt = tok.encode(prompt_window(read_midi(path), None, None))
         config = SamplingConfig(seconds=3.0, seed=i, num_candidates=4)
-        assert_ends_cleanly(tok, prompt, sample_tokens(model, tok, prompt, config), config)
+        assert_ends_cleanly(tok, prompt, sample(model, tok, prompt, config), config)
 
 
 def test_log_likelihood_is_the_models_probability_of_the_continuation(tiny_model, midi_files):
@@ -204,21 +205,21 @@ def test_log_likelihood_is_the_models_probability_of_the_continuation(tiny_model
     prompt = tok.encode(read_midi(midi_files[0]))[:20]
     steps = iter(range(10_000))  # stop after 30 tokens: inside the first window
     config = SamplingConfig(seconds=60, seed=2)
-    sample = sample_tokens(model, tok, prompt, config, should_stop=lambda: next(steps) >= 29)[0]
-    ids = np.concatenate([prompt, sample.ids])[: model.config.block_size]
+    take = sample_tokens(model, tok, prompt, config, should_stop=lambda: next(steps) >= 29)[0]
+    ids = np.concatenate([prompt, take.ids])[: model.config.block_size]
     n = len(ids) - len(prompt)  # continuation tokens inside one window
     with torch.no_grad():
         logits, _ = model(torch.as_tensor(ids)[None])
     log_p = logits[0, len(prompt) - 1 : -1].log_softmax(-1)
     expected = log_p.gather(1, torch.as_tensor(ids[len(prompt) :])[:, None]).sum()
-    assert n == len(sample.ids) == 30
-    assert sample.log_likelihood == pytest.approx(float(expected), rel=1e-4, abs=1e-3)
+    assert n == len(take.ids) == 30
+    assert take.log_likelihood == pytest.approx(float(expected), rel=1e-4, abs=1e-3)
     # the prompt's own level: its tokens' log-probability per note, from the same forward pass
     scored = torch.as_tensor(prompt[1:])
     prompt_log_p = logits[0, : len(prompt) - 1].log_softmax(-1).gather(1, scored[:, None]).sum()
     notes = int(np.isin(prompt[1:], np.flatnonzero(tok.kind == NOTE_PITCH)).sum())
     assert notes > 0
-    assert sample.prompt_log_likelihood_per_note == pytest.approx(
+    assert take.prompt_log_likelihood_per_note == pytest.approx(
         float(prompt_log_p) / notes, rel=1e-4
     )
 
