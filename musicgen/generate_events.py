@@ -59,11 +59,11 @@ def sample_events(
     generator = torch.Generator(device=device).manual_seed(config.seed)
     decoder = decoder or torch_decoder(model)
     # What each field may be while sampling (no BOS, EOS or style token is ever written).
-    no_shift = torch.zeros(tok.vocab_size, dtype=torch.bool, device=device)
-    no_shift[pad] = True
+    pad_only = torch.zeros(tok.vocab_size, dtype=torch.bool, device=device)
+    pad_only[pad] = True
     field_ok = {
-        SHIFT_FIELD: t.is_shift | no_shift,
-        PITCH_FIELD: t.is_pitch | no_shift,  # PAD: an event without a note (a silence)
+        SHIFT_FIELD: t.is_shift | pad_only,
+        PITCH_FIELD: t.is_pitch | pad_only,  # PAD: an event without a note (a silence)
         VELOCITY_FIELD: torch.as_tensor(tok.kind == NOTE_VELOCITY, device=device),
         DURATION_FIELD: torch.as_tensor(tok.kind == NOTE_DURATION, device=device),
     }
@@ -137,7 +137,7 @@ def sample_events(
         pitch_ok = field_ok[PITCH_FIELD] & ~struck
         pitch_ok[:, pad] = moved  # an event without a note needs a shift
         ending = done_now & ~done
-        pitch_ok[ending] = no_shift  # the last event: the shift alone (its "no note" is not
+        pitch_ok[ending] = pad_only  # the last event: the shift alone (its "no note" is not
         pitch = choose(PITCH_FIELD, before, pitch_ok, ~ending)  # the model's: not counted)
         note = pitch != pad
         velocity = duration = torch.full_like(pitch, pad)
