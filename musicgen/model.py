@@ -216,7 +216,7 @@ class MusicTransformer(nn.Module):
         T = idx.size(1)
         if self.config.block_size < T:
             raise ValueError(f"sequence of {T} exceeds block_size {self.config.block_size}")
-        logits = self._logits(idx, torch.arange(T, device=idx.device), None)
+        logits = self._outputs(idx, torch.arange(T, device=idx.device), None)
         if targets is None:
             return logits, None
         loss = F.cross_entropy(
@@ -230,15 +230,16 @@ class MusicTransformer(nn.Module):
         T = idx.size(1)
         if cache.max_len < T:
             raise ValueError(f"prompt of {T} tokens exceeds the cache of {cache.max_len}")
-        logits = self._logits(idx, torch.arange(T, device=idx.device), cache)
-        return logits if every_position else logits[:, -1]
+        out = self._outputs(idx, torch.arange(T, device=idx.device), cache)
+        return out if every_position else out[:, -1]
 
     def decode_step(self, idx: torch.Tensor, position: torch.Tensor, cache: KVCache):
         """One new token per row, idx (B, 1), at `position` (1,) -> logits (B, vocab)."""
-        return self._logits(idx, position, cache)[:, -1]
+        return self._outputs(idx, position, cache)[:, -1]
 
-    def _logits(self, idx, positions, cache):
-        return F.linear(self._trunk(idx, positions, cache), self.embed.weight)  # tied head
+    def _outputs(self, idx, positions, cache):
+        """What a position gives: logits (B, T, vocab), the head tied to the embedding."""
+        return F.linear(self._trunk(idx, positions, cache), self.embed.weight)
 
     def _embed(self, idx):
         return F.embedding(idx, self.embed.weight)  # (B, T, C)
@@ -332,18 +333,11 @@ class EventTransformer(MusicTransformer):
         tokens = (scored[..., 0] & (targets[..., 0] != pad)).sum() + 3 * notes
         return nll, tokens, notes
 
-    def prefill(self, idx: torch.Tensor, cache: KVCache, every_position: bool = False):
-        """Fill an empty cache with events idx (B, T, F) -> the last hidden state (B, C), or
-        every position's (B, T, C)."""
-        T = idx.size(1)
-        if cache.max_len < T:
-            raise ValueError(f"prompt of {T} events exceeds the cache of {cache.max_len}")
-        h = self._trunk(idx, torch.arange(T, device=idx.device), cache)
-        return h if every_position else h[:, -1]
-
-    def decode_step(self, idx: torch.Tensor, position: torch.Tensor, cache: KVCache):
-        """One new event per row, idx (B, 1, F), at `position` (1,) -> hidden state (B, C)."""
-        return self._trunk(idx, position, cache)[:, -1]
+    def _outputs(self, idx, positions, cache):
+        """What a position gives: the trunk's state (B, T, C), from which field_logits writes
+        the next event. So prefill() takes events (B, T, F) and gives states (B, C), or every
+        position's (B, T, C); decode_step() takes idx (B, 1, F) and gives (B, C)."""
+        return self._trunk(idx, positions, cache)
 
     def field_logits(self, h: torch.Tensor, before: torch.Tensor, field: int) -> torch.Tensor:
         """Logits (B, vocab) of `field` of the next event, given the trunk's state h (B, C)

@@ -1,10 +1,7 @@
 import json
 
-import torch
-
 from musicgen.bench import run_benchmarks
 from musicgen.checkpoint import save_checkpoint
-from musicgen.model import ModelConfig, build_model
 
 
 def test_quick_benchmark_reports_every_figure(tiny_checkpoint):
@@ -21,19 +18,12 @@ def test_quick_benchmark_reports_every_figure(tiny_checkpoint):
     assert result["machine"]["torch"] and result["machine"]["cpu"]
 
 
-def test_the_benchmark_counts_trunk_steps_per_note(tiny_checkpoint, tokenizer, tmp_path):
+def test_the_benchmark_counts_trunk_steps_per_note(
+    tiny_checkpoint, tiny_event_model, tokenizer, tmp_path
+):
     """A token model steps ~3.8 times per note (MAESTRO; more on a random model's output), a
     two-level model about once."""
-    torch.manual_seed(0)
-    config = ModelConfig(
-        vocab_size=tokenizer.vocab_size,
-        block_size=64,
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        representation="events",
-    )
-    save_checkpoint(tmp_path, build_model(config, tokenizer.pad_id), tokenizer)
+    save_checkpoint(tmp_path, tiny_event_model, tokenizer)
     result = run_benchmarks([tiny_checkpoint, tmp_path], "cpu", quick=True, batches=(1,))
     tokens = result["checkpoints"][tiny_checkpoint.name]["torch-eager"]["batch1"]
     events = result["checkpoints"][tmp_path.name]

@@ -11,22 +11,12 @@ from musicgen.checkpoint import load_checkpoint, save_checkpoint
 from musicgen.events import PITCH_FIELD, to_events, to_tokens, token_count
 from musicgen.generate import SamplingConfig, continue_performance, sample
 from musicgen.midi import read_midi
-from musicgen.model import ModelConfig, build_model
 from musicgen.tokenizer import NOTE_PITCH
 
 
-@pytest.fixture(scope="module")
-def event_model(tokenizer):
-    torch.manual_seed(0)
-    config = ModelConfig(
-        vocab_size=tokenizer.vocab_size,
-        block_size=48,
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        representation="events",
-    )
-    return build_model(config, tokenizer.pad_id).eval(), tokenizer
+@pytest.fixture()
+def event_model(tiny_event_model, tokenizer):
+    return tiny_event_model, tokenizer
 
 
 def test_tokens_to_events_and_back_is_the_identity(tokenizer, midi_files):
