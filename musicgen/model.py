@@ -216,13 +216,13 @@ class MusicTransformer(nn.Module):
         T = idx.size(1)
         if self.config.block_size < T:
             raise ValueError(f"sequence of {T} exceeds block_size {self.config.block_size}")
-        logits = self._outputs(idx, torch.arange(T, device=idx.device), None)
-        if targets is None:
-            return logits, None
-        loss = F.cross_entropy(
+        out = self._outputs(idx, torch.arange(T, device=idx.device), None)
+        return out, None if targets is None else self._loss(out, targets)
+
+    def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
             logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE
         )
-        return logits, loss
 
     def prefill(self, idx: torch.Tensor, cache: KVCache, every_position: bool = False):
         """Fill an empty cache with idx (B, T) at positions 0..T-1 -> the last logits
@@ -301,16 +301,10 @@ class EventTransformer(MusicTransformer):
     def _embed(self, idx):
         return F.embedding(idx, self.embed.weight).sum(dim=-2)  # (B, T, F, C) -> (B, T, C)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        """idx (B, T, F) -> (hidden states (B, T, C), loss); the loss as described above."""
-        T = idx.size(1)
-        if self.config.block_size < T:
-            raise ValueError(f"sequence of {T} events exceeds block_size {self.config.block_size}")
-        h = self._trunk(idx, torch.arange(T, device=idx.device), None)
-        if targets is None:
-            return h, None
+    def _loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """forward() gives (hidden states (B, T, C), this loss) for events idx (B, T, F)."""
         nll, tokens, _ = self.field_nll(h, targets)
-        return h, nll / tokens.clamp(min=1)
+        return nll / tokens.clamp(min=1)
 
     def field_nll(self, h: torch.Tensor, targets: torch.Tensor):
         """Teacher-forced: the summed NLL of the events `targets` (..., F) predicted from the
