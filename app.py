@@ -12,7 +12,7 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -25,7 +25,9 @@ from musicgen.studio import (
     PLAYBACK_CURSOR_JS,
     PROMPT_SECONDS,
     SamplingConfig,
+    Stretch,
     Studio,
+    player,
     recorder,
 )
 
@@ -66,30 +68,42 @@ def example_label(e: dict) -> str:
     return f"{e['composer'].split()[-1]}: {e['title']}"
 
 
+@dataclass
+class StopRequest:
+    """A Stop for one running generation; `heard`: the seconds of the take the listener had
+    heard when they pressed it (the take is cut there), None when nothing was playing."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+    heard: float | None = None
+
+
 class StopFlags:
     """Stop requests of the generations running now, one per session: the Stop button sets it,
     the generation polls it. An entry lives only while its generation runs."""
 
     def __init__(self):
-        self._events: dict[str, threading.Event] = {}
+        self._requests: dict[str, StopRequest] = {}
         self._lock = threading.Lock()
 
-    def begin(self, session: str) -> threading.Event:
+    def begin(self, session: str) -> StopRequest:
         with self._lock:
-            self._events[session] = event = threading.Event()
-            return event
+            self._requests[session] = request = StopRequest()
+            return request
 
     def end(self, session: str) -> None:
         with self._lock:
-            self._events.pop(session, None)
+            self._requests.pop(session, None)
 
-    def stop(self, session: str) -> None:
+    def stop(self, session: str, heard: float | None = None) -> None:
         with self._lock:
-            if session in self._events:
-                self._events[session].set()
+            if session in self._requests:
+                request = self._requests[session]
+                if isinstance(heard, int | float) and math.isfinite(heard) and heard >= 0:
+                    request.heard = float(heard)
+                request.event.set()
 
     def __len__(self) -> int:
-        return len(self._events)
+        return len(self._requests)
 
 
 def _check_range(name: str, value, minimum, maximum) -> None:
@@ -283,6 +297,7 @@ def candidate_slots(audio_ok: bool) -> list[tuple]:
                 with gr.Column(visible=False, min_width=420, elem_classes=PLAYABLE) as column:
                     audio = gr.Audio(
                         label=f"Take {i + 1}" + (" (the model's favourite)" if i == 0 else ""),
+                        elem_id=f"take-{i + 1}-audio",
                         type="filepath",
                         interactive=False,
                         visible=audio_ok,
@@ -299,9 +314,180 @@ def candidate_slots(audio_ok: bool) -> list[tuple]:
     return slots
 
 
+class Handlers:
+    """What the page's events do: thin calls into the studio, its errors turned into messages."""
+
+    def __init__(self, studio: Studio, examples: list[dict]):
+        self.studio, self.examples = studio, examples
+        self.stops = StopFlags()
+
+    def parse_once(self, path, parsed):
+        """The upload's notes, parsed (in a child process) once per file and session."""
+        if parsed is not None and parsed[0] == path:
+            return parsed
+        return path, self.studio.read_prompt(path)
+
+    def show_preview(self, path, start, end, parsed):
+        """The window the model will hear. A mistake (a bad file, a window outside it) is said
+        here, beside the fields at fault, and replaced as soon as they are right: while "12" is
+        typed, "1" is briefly before the start, which is no reason for a pop-up or a red
+        badge."""
+        if not path:
+            return "", None, None, None
+        try:
+            parsed = self.parse_once(path, parsed)
+            p = self.studio.preview(parsed[1], start, end)
+        except MusicgenError as exc:
+            log.info("refused: %s", exc)
+            return f"⚠️ **{exc}**", None, None, None
+        return p.summary, str(p.wav) if p.wav else None, str(p.roll), parsed
+
+    def pick_example(self, label):
+        match = [e for e in self.examples if example_label(e) == label]
+        return (match[0]["path"], None, None) if match else (gr.skip(), gr.skip(), gr.skip())
+
+    def use_recording(self, event: gr.EventData):
+        """A phrase played in the page becomes the prompt, as an upload would (the page said
+        already when there was nothing to record)."""
+        try:
+            path, _ = self.studio.save_recording(getattr(event, "midi", None))
+        except MusicgenError as exc:
+            raise user_error(exc) from None
+        return str(path), None, None
+
+    @staticmethod
+    def continue_take(i, takes, prompt, history):
+        """Take i (the whole piece so far) becomes the prompt, continued from its end. (Its
+        button shows only once take i exists.)"""
+        if i >= len(takes):  # (pressed while a take is still being written)
+            return gr.skip(), gr.skip(), gr.skip(), history, gr.skip()
+        history = [*history, prompt]
+        return takes[i], None, None, history, gr.Button(interactive=True)
+
+    @staticmethod
+    def undo_continue(history):
+        """The prompt before the last continue. (The button is off while there is none.)"""
+        if not history:
+            return gr.skip(), gr.skip(), gr.skip(), history, gr.Button(interactive=False)
+        return history[-1], None, None, history[:-1], gr.Button(interactive=len(history) > 1)
+
+    def run(
+        self,
+        prompt,
+        seconds,
+        temperature,
+        seed,
+        top_k=DEFAULTS.top_k,
+        top_p=DEFAULTS.top_p,
+        candidates=DEFAULTS.num_candidates,
+        prompt_start=None,
+        prompt_end=None,
+        style=NO_STYLE,
+        random_seed=False,
+        model=None,
+        parsed=None,
+        request: gr.Request = None,
+        progress=gr.Progress(),  # noqa: B008 (Gradio's idiom)
+    ):
+        """Continue `prompt` (a MIDI file). While the first take is written, partial outputs
+        carry it in the first slot: its audio a stretch at a time (numbered WAV files that add
+        up to the take's), its roll so far. Then, per candidate: WAV, piano roll, and MIDI
+        files (prompt + continuation, continuation only); a summary and the seed used."""
+        if random_seed:
+            seed = random.randint(0, MAX_SEED)
+        session = request.session_hash if request else "api"
+        stop = self.stops.begin(session)
+        try:
+            config = SamplingConfig(
+                seconds=seconds,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                seed=seed,
+                num_candidates=candidates,
+                composer=None if style in (None, "", NO_STYLE) else style,
+            )
+            on_progress = throttled(
+                lambda p: progress(
+                    min(p.seconds / p.target_seconds, 1.0),
+                    desc=f"{p.seconds:.1f} / {p.target_seconds:.0f} s of music · "
+                    f"{p.tokens_per_second:,.0f} tokens/s",
+                )
+            )
+            parsed = self.parse_once(prompt, parsed)
+            for item in self.studio.stream(
+                parsed[1],
+                config,
+                prompt_start,
+                prompt_end,
+                on_progress,
+                stop.event.is_set,
+                model,
+                name=Path(prompt).stem,
+                keep_until=lambda: stop.heard,
+            ):
+                if isinstance(item, Stretch):
+                    yield streamed_outputs(item, seed, parsed)
+                else:
+                    outcome = item
+        except MusicgenError as exc:
+            raise user_error(exc) from None
+        finally:
+            self.stops.end(session)
+        yield final_outputs(outcome, parsed)
+
+    def request_stop(self, heard, request: gr.Request):
+        self.stops.stop(request.session_hash, heard)
+
+
+def streamed_outputs(stretch: Stretch, seed: int, parsed) -> list:
+    """The run's outputs while the first take streams: its slot shows the stretch and the roll
+    so far; the other slots wait for the end."""
+    first = [
+        gr.Column(visible=True),
+        str(stretch.wav),
+        str(stretch.roll) if stretch.roll else gr.skip(),
+        None,
+    ]
+    rest = [gr.Column(visible=False), None, None, None] * (MAX_CANDIDATES - 1)
+    return [*first, *rest, gr.skip(), gr.skip(), seed, [], parsed]
+
+
+def final_outputs(outcome, parsed) -> list:
+    values = []
+    for i in range(MAX_CANDIDATES):
+        if i < len(outcome.candidates):
+            c = outcome.candidates[i]
+            values += [
+                gr.Column(visible=True),
+                str(c.wav) if c.wav else None,
+                str(c.roll),
+                [str(c.midi), str(c.continuation_midi)],
+            ]
+        else:
+            values += [gr.Column(visible=False), None, None, None]
+    return [
+        *values,
+        [c.settings for c in outcome.candidates],
+        outcome.describe(),
+        outcome.candidates[0].settings["seed"],
+        [str(c.midi) for c in outcome.candidates],
+        parsed,
+    ]
+
+
+def footer(studio: Studio, audio_ok: bool, audio_why: str) -> str:
+    return (
+        f"Device **{studio.device}** · "
+        + ("audio by FluidSynth" if audio_ok else f"⚠️ {audio_why} MIDI and piano rolls still work.")
+        + " · Example prompts are excerpts of MAESTRO v3 performances (Hawthorne et al., "
+        f"2019, CC BY-NC-SA 4.0). Uploads are limited to {MAX_FILE_BYTES // 2**20} MB."
+    )
+
+
 def build(studio: Studio) -> gr.Blocks:
     examples = load_examples()
-    stops = StopFlags()
+    handlers = Handlers(studio, examples)
     audio_ok, audio_why = studio.audio_available()
 
     with gr.Blocks(title="musicgen — piano continuation studio", delete_cache=(1800, 3600)) as ui:
@@ -330,21 +516,21 @@ def build(studio: Studio) -> gr.Blocks:
                     placeholder="after a generation",
                 )
         info = gr.Markdown(label="Summary")
+        gr.HTML(
+            html_template=player.HTML,
+            css_template=player.CSS,
+            js_on_load=player.JS,
+            elem_id="live-player",
+            visible=audio_ok,
+            **player.page_settings(),
+        )
         slots = candidate_slots(audio_ok)
         details = gr.JSON(label="Candidates, best first: settings and the model's judgement")
+        heard = gr.Number(visible=False)  # what Stop sends: the seconds of the take heard
         takes = gr.State([])  # the piece MIDI of each candidate of the last generation
         history = gr.State([])  # the prompts continued from, for Undo
         parsed = gr.State(None)  # (path, Performance) of the prompt file last read
-        gr.Markdown(
-            f"Device **{studio.device}** · "
-            + (
-                "audio by FluidSynth"
-                if audio_ok
-                else f"⚠️ {audio_why} MIDI and piano rolls still work."
-            )
-            + " · Example prompts are excerpts of MAESTRO v3 performances (Hawthorne et al., "
-            f"2019, CC BY-NC-SA 4.0). Uploads are limited to {MAX_FILE_BYTES // 2**20} MB."
-        )
+        gr.Markdown(footer(studio, audio_ok, audio_why))
         controls = Controls(
             prompt,
             seconds,
@@ -360,158 +546,29 @@ def build(studio: Studio) -> gr.Blocks:
             model,
         )
 
-        # ----- handlers (thin: call the studio, turn its errors into messages)
-
-        def parse_once(path, parsed):
-            """The upload's notes, parsed (in a child process) once per file and session."""
-            if parsed is not None and parsed[0] == path:
-                return parsed
-            return path, studio.read_prompt(path)
-
-        def show_preview(path, start, end, parsed):
-            """The window the model will hear. A mistake (a bad file, a window outside it) is
-            said here, beside the fields at fault, and replaced as soon as they are right:
-            while "12" is typed, "1" is briefly before the start, which is no reason for a
-            pop-up or a red badge."""
-            if not path:
-                return "", None, None, None
-            try:
-                parsed = parse_once(path, parsed)
-                p = studio.preview(parsed[1], start, end)
-            except MusicgenError as exc:
-                log.info("refused: %s", exc)
-                return f"⚠️ **{exc}**", None, None, None
-            return p.summary, str(p.wav) if p.wav else None, str(p.roll), parsed
-
-        def pick_example(label):
-            match = [e for e in examples if example_label(e) == label]
-            return (match[0]["path"], None, None) if match else (gr.skip(), gr.skip(), gr.skip())
-
-        def use_recording(event: gr.EventData):
-            """A phrase played in the page becomes the prompt, as an upload would (the page
-            said already when there was nothing to record)."""
-            try:
-                path, _ = studio.save_recording(getattr(event, "midi", None))
-            except MusicgenError as exc:
-                raise user_error(exc) from None
-            return str(path), None, None
-
-        def continue_take(i, takes, prompt, history):
-            """Take i (the whole piece so far) becomes the prompt, continued from its end.
-            (Its button shows only once take i exists.)"""
-            history = [*history, prompt]
-            return takes[i], None, None, history, gr.Button(interactive=True)
-
-        def undo_continue(history):
-            """The prompt before the last continue. (The button is off while there is none.)"""
-            if not history:
-                return gr.skip(), gr.skip(), gr.skip(), history, gr.Button(interactive=False)
-            return history[-1], None, None, history[:-1], gr.Button(interactive=len(history) > 1)
-
-        def run(
-            prompt,
-            seconds,
-            temperature,
-            seed,
-            top_k=DEFAULTS.top_k,
-            top_p=DEFAULTS.top_p,
-            candidates=DEFAULTS.num_candidates,
-            prompt_start=None,
-            prompt_end=None,
-            style=NO_STYLE,
-            random_seed=False,
-            model=None,
-            parsed=None,
-            request: gr.Request = None,
-            progress=gr.Progress(),  # noqa: B008 (Gradio's idiom)
-        ):
-            """Continue `prompt` (a MIDI file). Returns, per candidate: WAV, piano roll, and
-            MIDI files (prompt + continuation, continuation only); then a summary and the seed
-            used."""
-            if random_seed:
-                seed = random.randint(0, MAX_SEED)
-            session = request.session_hash if request else "api"
-            flag = stops.begin(session)
-            try:
-                config = SamplingConfig(
-                    seconds=seconds,
-                    temperature=temperature,
-                    top_k=top_k,
-                    top_p=top_p,
-                    seed=seed,
-                    num_candidates=candidates,
-                    composer=None if style in (None, "", NO_STYLE) else style,
-                )
-                on_progress = throttled(
-                    lambda p: progress(
-                        min(p.seconds / p.target_seconds, 1.0),
-                        desc=f"{p.seconds:.1f} / {p.target_seconds:.0f} s of music · "
-                        f"{p.tokens_per_second:,.0f} tokens/s",
-                    )
-                )
-                parsed = parse_once(prompt, parsed)
-                outcome = studio.generate(
-                    parsed[1],
-                    config,
-                    prompt_start,
-                    prompt_end,
-                    on_progress,
-                    flag.is_set,
-                    model,
-                    name=Path(prompt).stem,
-                )
-            except MusicgenError as exc:
-                raise user_error(exc) from None
-            finally:
-                stops.end(session)
-            values = []
-            for i in range(MAX_CANDIDATES):
-                if i < len(outcome.candidates):
-                    c = outcome.candidates[i]
-                    values += [
-                        gr.Column(visible=True),
-                        str(c.wav) if c.wav else None,
-                        str(c.roll),
-                        [str(c.midi), str(c.continuation_midi)],
-                    ]
-                else:
-                    values += [gr.Column(visible=False), None, None, None]
-            first = outcome.candidates[0]
-            return [
-                *values,
-                [c.settings for c in outcome.candidates],
-                outcome.describe(),
-                first.settings["seed"],
-                [str(c.midi) for c in outcome.candidates],
-                parsed,
-            ]
-
-        def request_stop(request: gr.Request):
-            stops.stop(request.session_hash)
-
-        # ----- wiring
-
         window_inputs = [prompt, start, end]
-        preview = (show_preview, [*window_inputs, parsed], [*preview_outputs, parsed])
+        preview = (handlers.show_preview, [*window_inputs, parsed], [*preview_outputs, parsed])
         prompt.change(*preview, api_name=False)
         for box in (start, end):  # on every change, not only on Enter
             box.change(*preview, api_name=False)
-        example.change(pick_example, example, window_inputs, api_name=False)
-        played.submit(use_recording, None, window_inputs, api_name=False)
+        example.change(handlers.pick_example, example, window_inputs, api_name=False)
+        played.submit(handlers.use_recording, None, window_inputs, api_name=False)
         for i, (_, take) in enumerate(slots):
             take.click(
-                lambda takes, prompt, history, i=i: continue_take(i, takes, prompt, history),
+                lambda takes, prompt, history, i=i: handlers.continue_take(
+                    i, takes, prompt, history
+                ),
                 [takes, prompt, history],
                 [*window_inputs, history, undo],
                 api_name=False,
             )
-        undo.click(undo_continue, history, [*window_inputs, history, undo], api_name=False)
+        undo.click(handlers.undo_continue, history, [*window_inputs, history, undo], api_name=False)
         dice.click(lambda: random.randint(0, MAX_SEED), None, seed, api_name=False)
         preset.change(
             lambda name: PRESETS[name], preset, [temperature, top_k, top_p], api_name=False
         )
         generating = generate.click(
-            run,
+            handlers.run,
             [*controls.inputs(), parsed],
             [*(c for slot, _ in slots for c in slot), details, info, used_seed, takes, parsed],
             api_name="generate",
@@ -523,7 +580,13 @@ def build(studio: Studio) -> gr.Blocks:
         # A failed event leaves a red badge on its progress target (the summary) even once the
         # mistake is put right; the pop-up already said what was wrong, so clear the badge.
         generating.failure(gr.skip, None, info, api_name=False, queue=False)
-        stop.click(request_stop, None, None, api_name=False, queue=False)
+        # Each streamed stretch lands in the first slot's audio: the page hands it to the
+        # live player (no server round trip).
+        first_audio = slots[0][0][1]
+        first_audio.change(None, first_audio, None, js=player.FEED_JS, api_name=False)
+        stop.click(
+            handlers.request_stop, heard, None, js=player.HEARD_JS, api_name=False, queue=False
+        )
         # Gradio's Number box shows 0 for a starting value of None until it is set once:
         # set the blank-means-automatic boxes (and the seed not used yet) to blank.
         ui.load(lambda: (None, None, None), None, [start, end, used_seed], api_name=False)

@@ -163,7 +163,7 @@ def _js_mean(rows: list[dict], others: list[dict]) -> float:
 def take_notes(model: Model, prompt: Prompt, seconds: float, seed: int, top_p: float):
     """A take's notes, times from the continuation's origin (the prompt's last onset)."""
     config = SamplingConfig(seconds=seconds, seed=seed, top_p=top_p)
-    added = model.continue_window(prompt.window, config)[0].added
+    added = model.continue_window(prompt.window, config).result()[0].added
     notes = added.notes.copy()
     notes[:, [ONSET, OFFSET]] -= float(prompt.window.notes[:, ONSET].max())
     return notes, model.tokenizer.densest_onset(model.tokenizer.encode(added))

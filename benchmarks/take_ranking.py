@@ -108,7 +108,7 @@ def main() -> None:
             temperature=args.temperature,
             top_p=args.top_p,
         )
-        takes = model.continue_window(window, config)
+        takes = model.continue_window(window, config).result()
         prompt_level = takes[0].prompt_log_likelihood_per_note  # the sampling run's own
         real_ll.append(real_log_likelihood_per_note(model, window, real) - prompt_level)
         start = float(window.notes[:, ONSET].max())  # the continuation's time origin

@@ -22,7 +22,7 @@ import torch
 
 from . import device as devices
 from .errors import InvalidParameterError, check_number
-from .midi import Performance, merge
+from .midi import OFFSET, Performance, make_performance, merge
 from .model import MusicTransformer
 from .tokenizer import EXPECT_ONSET, NOTE_PITCH, PerformanceTokenizer
 
@@ -100,6 +100,9 @@ class Progress:
     target_seconds: float
     tokens: int  # generated per candidate
     tokens_per_second: float  # all candidates together
+    # The first candidate so far: the take the studio plays while the rest is written
+    # (everything before its last onset is settled).
+    first: Sample
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -247,11 +250,24 @@ def _struck_at_last_onset(tok: PerformanceTokenizer, ids: np.ndarray) -> np.ndar
 @dataclass(frozen=True)
 class Sample:
     ids: np.ndarray  # the continuation's tokens (prompt not included)
-    log_likelihood: float  # of those tokens under the model (nats, temperature 1, unfiltered)
+    # the log-probability of each of those tokens under the model (nats, temperature 1,
+    # unfiltered; an event model's whole event on its first token)
+    token_log_p: np.ndarray
     # The prompt's own level, the same for every candidate: the model's mean log-likelihood per
     # note of the prompt tokens it was given (None without notes). Real music goes on about as
     # surprising as it was; samples come out more predictable (benchmarks/take_ranking.py).
     prompt_log_likelihood_per_note: float | None
+
+    @property
+    def log_likelihood(self) -> float:
+        return float(self.token_log_p.sum())
+
+    def until(self, tok: PerformanceTokenizer, seconds: float) -> Sample:
+        """The notes struck before `seconds` into the continuation (a listener's Stop): the
+        tokens up to the first time shift that reaches it."""
+        reached = np.cumsum(tok.shift_seconds[self.ids]) >= seconds - 1e-9
+        end = int(np.argmax(reached)) if reached.any() else len(self.ids)
+        return Sample(self.ids[:end], self.token_log_p[:end], self.prompt_log_likelihood_per_note)
 
 
 @torch.inference_mode()
@@ -341,7 +357,11 @@ def sample_tokens(
         finished = generated == max_tokens or (generated % check_every == 0 and bool(done.all()))
         if on_progress is not None and (generated % 16 == 0 or finished):
             rate = generated * B / max(time.perf_counter() - start, 1e-9)
-            on_progress(Progress(float(elapsed.min()), config.seconds, generated, rate))
+            end = P + min(int(finished_at[0]), generated)  # (an ended row runs on: cut)
+            first = Sample(
+                history[0, P:end].cpu().numpy(), log_p[0, : end - P].cpu().numpy(), prompt_level
+            )
+            on_progress(Progress(float(elapsed.min()), config.seconds, generated, rate, first))
         if finished or (should_stop is not None and should_stop()):
             break
         if position == block:  # slide the window: re-prefill the recent tokens
@@ -355,10 +375,7 @@ def sample_tokens(
     continuation = history[:, P:length].cpu().numpy()
     log_p = log_p.cpu().numpy()
     ends = finished_at.clamp(max=generated).tolist()
-    return [
-        Sample(continuation[b, : ends[b]], float(log_p[b, : ends[b]].sum()), prompt_level)
-        for b in range(B)
-    ]
+    return [Sample(continuation[b, : ends[b]], log_p[b, : ends[b]], prompt_level) for b in range(B)]
 
 
 def sample(
@@ -416,26 +433,50 @@ def continue_performance(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     decoder: Decoder | None = None,
+    keep_until: Callable[[], float | None] | None = None,
 ) -> list[Continuation]:
-    """One Continuation per candidate: the prompt as given, the new notes, and both together."""
+    """One Continuation per candidate: the prompt as given, the new notes, and both together.
+    `keep_until`, asked once sampling ends, may cut the takes at a time (seconds from the
+    prompt's start: what a listener had heard when they pressed Stop); None keeps them whole."""
     prompt_ids = tok.encode(prompt)
-    # Continuation tokens are relative to the last prompt onset on the 10 ms grid.
-    origin = tok.seconds_of(prompt_ids)
-    results = []
-    for s in sample(model, tok, prompt_ids, config, on_progress, should_stop, decoder):
-        cont = tok.decode(s.ids)
-        cont = merge(Performance(np.zeros((0, 4))), cont, origin)
-        combined = merge(prompt, cont, 0.0)
-        per_note = s.log_likelihood / len(cont) if len(cont) else None
-        results.append(
-            Continuation(
-                prompt,
-                cont,
-                combined,
-                len(s.ids),
-                tok.seconds_of(s.ids),
-                per_note,
-                s.prompt_log_likelihood_per_note,
-            )
-        )
-    return results
+    origin = continuation_origin(tok, prompt_ids)
+    samples = sample(model, tok, prompt_ids, config, on_progress, should_stop, decoder)
+    cut = keep_until() if keep_until is not None else None
+    if cut is not None:
+        samples = [s.until(tok, cut - origin) for s in samples]
+    return [make_continuation(tok, prompt, origin, s, cut) for s in samples]
+
+
+def continuation_origin(tok: PerformanceTokenizer, prompt_ids: np.ndarray) -> float:
+    """Where continuation tokens start: the prompt's last onset on the tokenizer's grid."""
+    return tok.seconds_of(prompt_ids)
+
+
+def continuation_notes(tok: PerformanceTokenizer, origin: float, ids: np.ndarray) -> Performance:
+    """The notes of continuation tokens, in the prompt's time."""
+    return merge(Performance(np.zeros((0, 4))), tok.decode(ids), origin)
+
+
+def make_continuation(
+    tok: PerformanceTokenizer,
+    prompt: Performance,
+    origin: float,
+    s: Sample,
+    cut: float | None = None,
+) -> Continuation:
+    """A Sample as notes; with `cut`, every added note ends by then (nothing after it was heard)."""
+    cont = continuation_notes(tok, origin, s.ids)
+    if cut is not None:
+        notes = cont.notes.copy()
+        notes[:, OFFSET] = np.minimum(notes[:, OFFSET], cut)
+        cont = make_performance(notes, cont.warnings)
+    per_note = s.log_likelihood / len(cont) if len(cont) else None
+    return Continuation(
+        prompt,
+        cont,
+        merge(prompt, cont, 0.0),
+        len(s.ids),
+        tok.seconds_of(s.ids),
+        per_note,
+        s.prompt_log_likelihood_per_note,
+    )

@@ -24,6 +24,7 @@ from .events import (
     VELOCITY_FIELD,
     to_events,
     to_tokens,
+    token_count,
 )
 from .generate import (
     MAX_NOTES_PER_ONSET,
@@ -159,7 +160,14 @@ def sample_events(
         finished = generated == max_events or bool(done.all())
         if on_progress is not None and (generated % 8 == 0 or finished):
             rate = generated * B / max(time.perf_counter() - start, 1e-9)
-            on_progress(Progress(float(elapsed.min()), config.seconds, generated, rate))
+            end = P + min(int(finished_at[0]), generated)  # (an ended row runs on: cut)
+            events = history[0, P:end].cpu().numpy()
+            first = Sample(
+                to_tokens(tok, events),
+                per_token(tok, events, log_p[0, : end - P].cpu().numpy()),
+                prompt_level,
+            )
+            on_progress(Progress(float(elapsed.min()), config.seconds, generated, rate, first))
         if finished or (should_stop is not None and should_stop()):
             break
         if position == block:  # slide the window: re-prefill the recent events
@@ -173,6 +181,20 @@ def sample_events(
     log_p = log_p.cpu().numpy()
     ends = finished_at.clamp(max=generated).tolist()
     return [
-        Sample(to_tokens(tok, events[b, : ends[b]]), float(log_p[b, : ends[b]].sum()), prompt_level)
+        Sample(
+            to_tokens(tok, events[b, : ends[b]]),
+            per_token(tok, events[b, : ends[b]], log_p[b, : ends[b]]),
+            prompt_level,
+        )
         for b in range(B)
     ]
+
+
+def per_token(tok: PerformanceTokenizer, events: np.ndarray, log_p: np.ndarray) -> np.ndarray:
+    """Each event's log-probability on the first of the tokens it writes (to_tokens' order:
+    its shift, if any, then its note's three tokens, if any), zero on the others."""
+    counts = token_count(tok, events)
+    out = np.zeros(int(counts.sum()), dtype=log_p.dtype)
+    firsts = np.cumsum(counts) - counts
+    out[firsts[counts > 0]] = log_p[counts > 0]
+    return out

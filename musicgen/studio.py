@@ -21,15 +21,16 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import device as devices
-from . import recorder
+from . import player, recorder
 from .checkpoint import BUNDLED_CHECKPOINTS, WEIGHTS_FILE, load_checkpoint, resolve
 from .errors import InvalidMidiError, InvalidParameterError, MusicgenError
 from .generate import (
@@ -40,7 +41,9 @@ from .generate import (
     Progress,
     SamplingConfig,
     choose_decoder,
+    continuation_origin,
     continue_performance,
+    make_continuation,
 )
 from .midi import (
     MAX_FILE_BYTES,
@@ -57,10 +60,11 @@ from .midi import (
 )
 from .originality import OriginalityIndex, SharedRun
 from .pianoroll import PLAYBACK_CURSOR_JS, draw
-from .synth import Renderer, audio_seconds
+from .streaming import LiveTake, Stretch
+from .synth import Renderer, audio_seconds, write_wav
 
 # What the app and the command line need besides the studio: the sampling settings, limits,
-# bundled checkpoints and what the page runs (the playback cursor, the recorder).
+# bundled checkpoints and what the page runs (the playback cursor, the recorder, the live player).
 __all__ = [
     "BUNDLED_CHECKPOINTS",
     "MAX_CANDIDATES",
@@ -70,7 +74,9 @@ __all__ = [
     "PROMPT_SECONDS",
     "Model",
     "SamplingConfig",
+    "Stretch",
     "Studio",
+    "player",
     "recorder",
 ]
 
@@ -103,14 +109,18 @@ class ComputeThread:
                 except BaseException as exc:  # handed to the caller, whatever it is
                     future.set_exception(exc)
 
-    def run(self, fn: Callable, *args):
+    def submit(self, fn: Callable, *args) -> Future:
         """fn(*args) on the compute thread, in the caller's context (Gradio finds the request's
         progress bar there); jobs queue up one after the other."""
-        if threading.current_thread().name == self.NAME:
-            return fn(*args)
         future: Future = Future()
         self._jobs.put((future, contextvars.copy_context().run, (fn, *args)))
-        return future.result()
+        return future
+
+    def run(self, fn: Callable, *args):
+        """fn(*args) on the compute thread, waiting for its result."""
+        if threading.current_thread().name == self.NAME:
+            return fn(*args)
+        return self.submit(fn, *args).result()
 
 
 COMPUTE = ComputeThread()
@@ -158,8 +168,10 @@ class Model:
         config: SamplingConfig,
         on_progress: Callable[[Progress], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
-    ) -> list[Continuation]:
-        return COMPUTE.run(
+        keep_until: Callable[[], float | None] | None = None,
+    ) -> Future:
+        """The continuations (continue_performance), computed on the compute thread."""
+        return COMPUTE.submit(
             continue_performance,
             self.model,
             self.tokenizer,
@@ -168,6 +180,7 @@ class Model:
             on_progress,
             should_stop,
             self.decoder,
+            keep_until,
         )
 
 
@@ -388,6 +401,7 @@ class Studio:
         model: str | None = None,
         audio: bool = True,
         name: str | None = None,
+        keep_until: Callable[[], float | None] | None = None,
     ) -> Outcome:
         """Continue the prompt window [start, end) of a MIDI file (a path: an upload, parsed
         isolated) or an already parsed performance; every candidate's files in a new folder.
@@ -397,7 +411,41 @@ class Studio:
         Candidates come best first by the model's own judgement: the closest in log-likelihood
         per note to the prompt's (Continuation.distance_from_prompt).
         Files are named after the piece, the step and the candidate: `name` (or the prompt
-        file's name) is `piece` for a new piece, or `piece-stepN-cK` for a step's result."""
+        file's name) is `piece` for a new piece, or `piece-stepN-cK` for a step's result.
+        `should_stop` ends sampling early (the takes keep what was sampled, or, with
+        `keep_until`, what was before the time it gives: what the listener heard)."""
+        *_, outcome = self.stream(
+            prompt,
+            config,
+            start,
+            end,
+            on_progress,
+            should_stop,
+            model,
+            audio,
+            name,
+            keep_until,
+            live=False,
+        )
+        return outcome
+
+    def stream(
+        self,
+        prompt: str | Path | Performance,
+        config: SamplingConfig,
+        start=None,
+        end=None,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        model: str | None = None,
+        audio: bool = True,
+        name: str | None = None,
+        keep_until: Callable[[], float | None] | None = None,
+        live: bool = True,
+    ) -> Iterator[Stretch | Outcome]:
+        """generate(), heard while it is written: the Stretches of the first candidate's audio
+        as they settle (with `live` and audio), then the Outcome. If sampling fails midway, the
+        Outcome keeps what was streamed and says what happened."""
         chosen = self.model(model)
         if name is None and not isinstance(prompt, Performance):
             name = Path(str(prompt)).stem
@@ -406,16 +454,89 @@ class Studio:
         window = prompt_window(perf, start, end)
         window_start, window_end = window_bounds(perf, start, end)
         before = make_performance(perf.notes[perf.notes[:, ONSET] < window_end])
+        folder = self.new_folder()
+        notes = list(perf.warnings)
         started = time.perf_counter()
-        continuations = chosen.continue_window(window, config, on_progress, should_stop)
-        settings = asdict(config) | {
-            "checkpoint": chosen.name,
-            "decoder": chosen.decoder.name,
-            "prompt_start": start,
-            "prompt_end": end,
-            "prompt_seconds": round(window_end - window_start, 3),
-            "generation_seconds": round(time.perf_counter() - started, 3),
-        }
+        reports: queue.SimpleQueue = queue.SimpleQueue()
+
+        def report(p: Progress) -> None:
+            reports.put(p)
+            if on_progress is not None:
+                on_progress(p)
+
+        job = chosen.continue_window(window, config, report, should_stop, keep_until)
+        tok = chosen.tokenizer
+        origin = continuation_origin(tok, tok.encode(window))
+        take = None
+        if live and audio and self.audio_available()[0]:
+            take = LiveTake(self.renderer, tok, window, origin, config.seconds, folder / "stream")
+        try:
+            latest = None
+            while True:
+                while take is not None and (stretch := take.next_stretch()) is not None:
+                    yield stretch
+                if job.done() and reports.empty():
+                    break
+                try:
+                    latest = reports.get(timeout=0.05)
+                    while not reports.empty():  # only the newest matters
+                        latest = reports.get()
+                except queue.Empty:
+                    continue
+                if take is not None:
+                    take.update(latest.first)
+            try:
+                continuations = job.result()
+            except Exception as exc:  # keep what was heard, say what happened
+                if take is None or latest is None:
+                    raise
+                log.exception("generation failed midway")
+                continuations = [make_continuation(tok, window, origin, latest.first, take.seconds)]
+                notes.append(
+                    f"Generation failed after {take.seconds - origin:.1f} s of music "
+                    f"({type(exc).__name__}: {exc}); the take keeps what was played."
+                )
+                should_stop = _always
+            stopped = bool(should_stop and should_stop())
+            settings = asdict(config) | {
+                "checkpoint": chosen.name,
+                "decoder": chosen.decoder.name,
+                "prompt_start": start,
+                "prompt_end": end,
+                "prompt_seconds": round(window_end - window_start, 3),
+                "generation_seconds": round(time.perf_counter() - started, 3),
+            }
+            results = self._judge(continuations, settings, before, window_start)
+            streamed = {}  # the streamed take's audio, as it was heard, is its WAV
+            if take is not None and not stopped:
+                first = next(r for r in results if r.settings["batch_row"] == 0)
+                yield take.finish(first.continuation.combined)
+                streamed = {first.candidate: take.whole_audio()}
+                if len(results) > 1:
+                    notes.append(
+                        f"The take played as it was written is take {first.candidate + 1}."
+                    )
+        finally:
+            if take is not None:
+                take.close()
+        piece, step = take_name(name)
+        candidates = [
+            self._write(folder, f"{piece}-step{step}", r, notes, audio, streamed.get(r.candidate))
+            for r in results
+        ]
+        if any(len(r.continuation.added) == 0 for r in results):
+            notes.append("A candidate added no notes (silence was its continuation).")
+        yield Outcome(
+            candidates,
+            results,
+            time.perf_counter() - started,
+            stopped,
+            devices.describe(chosen.device),
+            notes,
+        )
+
+    def _judge(self, continuations, settings: dict, before: Performance, window_start: float):
+        """The takes, best first, each with the piece it makes and its settings."""
         rows = sorted(range(len(continuations)), key=lambda i: _judgement(continuations[i]))
         results = []
         for rank, row in enumerate(rows):
@@ -441,33 +562,30 @@ class Studio:
                     },
                 )
             )
-        stopped = bool(should_stop and should_stop())
-        folder = self.new_folder()
-        notes = list(perf.warnings)
-        piece, step = take_name(name)
-        candidates = [self._write(folder, f"{piece}-step{step}", r, notes, audio) for r in results]
-        if any(len(r.continuation.added) == 0 for r in results):
-            notes.append("A candidate added no notes (silence was its continuation).")
-        return Outcome(
-            candidates,
-            results,
-            time.perf_counter() - started,
-            stopped,
-            devices.describe(chosen.device),
-            notes,
-        )
+        return results
 
-    def _write(self, folder: Path, prefix: str, result: Result, notes: list[str], audio: bool):
+    def _write(
+        self,
+        folder: Path,
+        prefix: str,
+        result: Result,
+        notes: list[str],
+        audio: bool,
+        streamed: np.ndarray | None = None,
+    ):
+        """A take's files; `streamed`: its audio as it was streamed (the same samples a render
+        gives, already made)."""
         stem = f"{prefix}-c{result.candidate + 1}"
         midi = write_midi(result.piece, folder / f"{stem}.mid", result.settings_text)
         added = write_midi(
             result.continuation.added, folder / f"{stem}-continuation.mid", result.settings_text
         )
-        wav = (
-            self._audio(result.continuation.combined, folder / f"{stem}.wav", notes)
-            if audio
-            else None
-        )
+        wav = None
+        if streamed is not None:
+            wav = folder / f"{stem}.wav"
+            write_wav(streamed, wav)
+        elif audio:
+            wav = self._audio(result.continuation.combined, folder / f"{stem}.wav", notes)
         roll = folder / f"{stem}.png"
         c = result.continuation
         draw(c.prompt, c.added, seconds=audio_seconds(c.combined) if wav else None).save(roll)
@@ -483,6 +601,10 @@ def _judgement(c: Continuation) -> tuple:
     if c.distance_from_prompt is None:
         return (1, -c.log_likelihood_per_note)
     return (0, c.distance_from_prompt)
+
+
+def _always() -> bool:
+    return True
 
 
 def _rounded(value: float | None) -> float | None:

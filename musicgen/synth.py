@@ -60,41 +60,12 @@ class Renderer:
 
     def render(self, perf: Performance) -> np.ndarray:
         """int16 samples, shape (frames, 2): audio_seconds(perf) of them."""
-        end = audio_seconds(perf)
-        if end > MAX_AUDIO_SECONDS:
-            raise InvalidParameterError(
-                f"Audio is limited to {MAX_AUDIO_SECONDS / 60:.0f} min (this is {end / 60:.1f})."
-            )
-        notes = perf.notes
-        # Events (time, is_on, pitch, velocity), note-offs first at equal times.
-        n = len(notes)
-        on = np.stack([notes[:, ONSET], np.ones(n), notes[:, PITCH], notes[:, VELOCITY]], 1)
-        off = np.stack([notes[:, OFFSET], np.zeros(n), notes[:, PITCH], np.zeros(n)], 1)
-        events = np.concatenate([on, off])
-        events = events[np.lexsort((events[:, 1], events[:, 0]))]
-        frames = np.round(events[:, 0] * SAMPLE_RATE).astype(np.int64).tolist()
-        synth = self._fluidsynth.Synth(samplerate=float(SAMPLE_RATE), gain=0.6)
-        try:
-            font = synth.sfload(str(self.soundfont))
-            if font < 0:
-                raise SoundfontNotFoundError(f"FluidSynth could not load {self.soundfont}.")
-            synth.program_select(0, font, 0, 0)  # bank 0, program 0: acoustic grand piano
-            chunks, now = [], 0
-            for frame, (_, is_on, pitch, velocity) in zip(frames, events.tolist()):
-                if frame > now:
-                    chunks.append(synth.get_samples(frame - now))
-                    now = frame
-                if is_on:
-                    synth.noteon(0, int(pitch), int(velocity))
-                else:
-                    synth.noteoff(0, int(pitch))
-            total = int(round(end * SAMPLE_RATE))
-            if total > now:
-                chunks.append(synth.get_samples(total - now))
-        finally:
-            synth.delete()
-        audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-        return audio.astype(np.int16).reshape(-1, 2)
+        check_length(perf)
+        with self.stream() as stream:
+            return stream.render_until(perf, audio_seconds(perf))
+
+    def stream(self) -> StreamingSynth:
+        return StreamingSynth(self._fluidsynth, self.soundfont)
 
     def render_wav(self, perf: Performance, path: str | Path) -> Path:
         path = Path(path)
@@ -113,3 +84,72 @@ def write_wav(audio: np.ndarray, path: Path) -> None:
         f.setsampwidth(2)
         f.setframerate(SAMPLE_RATE)
         f.writeframes(np.ascontiguousarray(audio, dtype="<i2").tobytes())
+
+
+def check_length(perf: Performance) -> None:
+    if audio_seconds(perf) > MAX_AUDIO_SECONDS:
+        raise InvalidParameterError(
+            f"Audio is limited to {MAX_AUDIO_SECONDS / 60:.0f} min "
+            f"(this is {audio_seconds(perf) / 60:.1f})."
+        )
+
+
+class StreamingSynth:
+    """One synthesizer rendering a performance stretch by stretch, while its notes are still
+    being written: render_until(perf, t) plays every event of `perf` before t and returns the
+    audio up to t. What comes before t must not change between calls (notes are sampled in time
+    order, each with its duration, so everything before the latest onset is settled); then the
+    stretches add up to exactly what one render of the whole performance gives: the same events
+    at the same sample frames, one voice and reverb state throughout. A context manager: the
+    synthesizer is freed at the end."""
+
+    def __init__(self, fluidsynth, soundfont: Path):
+        self._synth = fluidsynth.Synth(samplerate=float(SAMPLE_RATE), gain=0.6)
+        font = self._synth.sfload(str(soundfont))
+        if font < 0:
+            self._synth.delete()
+            raise SoundfontNotFoundError(f"FluidSynth could not load {soundfont}.")
+        self._synth.program_select(0, font, 0, 0)  # bank 0, program 0: acoustic grand piano
+        self.frame = 0  # rendered so far; events before it have been played
+
+    @property
+    def seconds(self) -> float:
+        return self.frame / SAMPLE_RATE
+
+    def render_until(self, perf: Performance, seconds: float) -> np.ndarray:
+        """int16 samples (frames, 2) from where the last call ended up to `seconds`."""
+        end = int(round(seconds * SAMPLE_RATE))
+        if end <= self.frame:
+            return np.zeros((0, 2), dtype=np.int16)
+        notes = perf.notes
+        # Events (frame, is_on, pitch, velocity), note-offs first at equal times.
+        n = len(notes)
+        on = np.stack([notes[:, ONSET], np.ones(n), notes[:, PITCH], notes[:, VELOCITY]], 1)
+        off = np.stack([notes[:, OFFSET], np.zeros(n), notes[:, PITCH], np.zeros(n)], 1)
+        events = np.concatenate([on, off])
+        events[:, 0] = np.round(events[:, 0] * SAMPLE_RATE)
+        events = events[(events[:, 0] >= self.frame) & (events[:, 0] < end)]
+        events = events[np.lexsort((events[:, 1], events[:, 0]))]
+        chunks = []
+        for frame, is_on, pitch, velocity in events.astype(np.int64).tolist():
+            if frame > self.frame:
+                chunks.append(self._synth.get_samples(frame - self.frame))
+                self.frame = frame
+            if is_on:
+                self._synth.noteon(0, pitch, velocity)
+            else:
+                self._synth.noteoff(0, pitch)
+        chunks.append(self._synth.get_samples(end - self.frame))
+        self.frame = end
+        return np.concatenate(chunks).astype(np.int16).reshape(-1, 2)
+
+    def close(self) -> None:
+        if self._synth is not None:
+            self._synth.delete()
+            self._synth = None
+
+    def __enter__(self) -> StreamingSynth:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

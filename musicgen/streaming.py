@@ -1,0 +1,111 @@
+"""A take heard while it is written: its audio and piano roll, stretch by stretch.
+
+The sampler reports the first candidate's tokens as it goes (Progress.first). Notes come in
+time order, each with its duration, so everything before the latest onset is settled: no later
+note can change it. Each settled stretch is rendered at once with one synthesizer for the whole
+take (StreamingSynth), so the stretches add up to exactly the take's final WAV. The take's audio
+begins with the prompt window, which is settled before the first token: the first stretch is
+ready as soon as it is rendered.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .generate import Sample, continuation_notes
+from .midi import Performance, merge
+from .pianoroll import draw
+from .synth import TAIL_SECONDS, Renderer, audio_seconds, write_wav
+
+FIRST_STRETCH_SECONDS = 1.0  # short: it is what the listener waits for
+STRETCH_SECONDS = 2.0  # then longer ones: fewer files and messages, the same audio
+MAX_STRETCH_SECONDS = 8.0  # what has settled already (the prompt) goes in a few stretches
+ROLL_EVERY_S = 1.0  # the growing roll is redrawn at most this often (wall clock)
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """A piece of the streamed take's audio: seconds [start, end) of it."""
+
+    index: int
+    wav: Path
+    start: float
+    end: float
+    roll: Path | None  # the roll so far, when it was redrawn with this stretch
+    final: bool  # the take's last stretch (its audio ends here)
+
+
+class LiveTake:
+    """The streamed take: renders what has settled, writes each stretch as a WAV of its own."""
+
+    def __init__(
+        self,
+        renderer: Renderer,
+        tokenizer,
+        window: Performance,
+        origin: float,
+        target_seconds: float,
+        folder: Path,
+    ):
+        self.tokenizer, self.window, self.origin = tokenizer, window, origin
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.synth = renderer.stream()
+        # the roll's time axis: the take's expected length, so it grows from left to right
+        self.roll_seconds = origin + target_seconds + TAIL_SECONDS
+        self.audio: list[np.ndarray] = []
+        self.added = Performance(np.zeros((0, 4)))
+        self.settled = origin  # the prompt alone: everything before its last onset
+        self._roll_drawn = -np.inf
+
+    @property
+    def seconds(self) -> float:
+        """How much of the take has been rendered (streamed)."""
+        return self.synth.seconds
+
+    def update(self, first: Sample) -> None:
+        """Take in the first candidate so far."""
+        self.added = continuation_notes(self.tokenizer, self.origin, first.ids)
+        self.settled = self.origin + self.tokenizer.seconds_of(first.ids)
+
+    def next_stretch(self) -> Stretch | None:
+        """The next settled stretch, if it is long enough to send: a short first one (it is
+        what the listener waits for), then up to MAX_STRETCH_SECONDS at once."""
+        if not self.audio:
+            if self.settled < FIRST_STRETCH_SECONDS:
+                return None
+            end = FIRST_STRETCH_SECONDS
+        elif self.settled - self.seconds < STRETCH_SECONDS:
+            return None
+        else:
+            end = min(self.settled, self.seconds + MAX_STRETCH_SECONDS)
+        return self._render(merge(self.window, self.added, 0.0), end, final=False)
+
+    def finish(self, take: Performance) -> Stretch:
+        """The rest of the take (`take`: its final notes, prompt included), its tail ringing."""
+        return self._render(take, audio_seconds(take), final=True)
+
+    def whole_audio(self) -> np.ndarray:
+        return np.concatenate(self.audio) if self.audio else np.zeros((0, 2), dtype=np.int16)
+
+    def close(self) -> None:
+        self.synth.close()
+
+    def _render(self, notes: Performance, end: float, final: bool) -> Stretch:
+        start = self.seconds
+        audio = self.synth.render_until(notes, end)
+        self.audio.append(audio)
+        index = len(self.audio)
+        wav = self.folder / f"stream-{index:04d}.wav"
+        write_wav(audio, wav)
+        roll = None
+        now = time.monotonic()
+        if not final and now - self._roll_drawn >= ROLL_EVERY_S:
+            self._roll_drawn = now
+            roll = self.folder / f"roll-{index:04d}.png"
+            draw(self.window, self.added, seconds=max(self.roll_seconds, end)).save(roll)
+        return Stretch(index, wav, start, self.seconds, roll, final)
