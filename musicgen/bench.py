@@ -3,7 +3,10 @@
 Generation is timed from a real prompt (a bundled MAESTRO excerpt) with the app's default
 sampling settings. "Real-time factor" is seconds of music generated per second of wall time.
 Every bundled checkpoint is measured in one run, on each decoding path the device has (see
-`decode_paths`), beside the no-cache baseline that recomputes the whole window for every token.
+`decode_paths`), with the time to first sound of the studio (a click's request until its first
+stretch of audio is ready). The default run is short (about a minute and a half on 2 cores);
+`full` adds batch 4, repeats, the no-cache baseline that recomputes the whole window for every
+token, and training throughput.
 """
 
 from __future__ import annotations
@@ -175,8 +178,34 @@ def decode_paths(device: torch.device) -> dict[str, Callable]:
     return paths
 
 
+def _first_sound(directory: Path, device: str, seconds: float, repeats: int) -> dict:
+    """What a listener waits for in the studio: from the request (a parsed prompt) to its
+    first stretch of audio, and, for a whole take, to its final files; after a warm-up."""
+    from .studio import Stretch, Studio
+
+    with tempfile.TemporaryDirectory() as outputs:
+        studio = Studio.load([directory], device, outputs)
+        if not studio.audio_available()[0]:
+            return {"error": studio.audio_available()[1]}
+        prompt = studio.read_prompt(PROMPT)
+        first, final = [], []
+        for i in range(repeats + 1):  # the first: a warm-up
+            config = SamplingConfig(seconds=seconds, seed=i)
+            started = time.perf_counter()
+            for item in studio.stream(prompt, config):
+                if isinstance(item, Stretch) and item.index == 1:
+                    first.append(time.perf_counter() - started)
+            final.append(time.perf_counter() - started)
+    return {
+        "first_sound_s": round(float(np.median(first[1:])), 3),
+        "final_take_s": round(float(np.median(final[1:])), 3),
+        "music_seconds": seconds,
+        "decoder": studio.default.decoder.name,
+    }
+
+
 def _bench_checkpoint(
-    directory: Path, dev, seconds: float, repeats: int, quick: bool, paths, batches
+    directory: Path, dev, seconds: float, repeats: int, quick: bool, full: bool, paths, batches
 ) -> dict:
     started = time.perf_counter()
     model, tok, _ = load_checkpoint(directory, dev, devices.inference_dtype(dev))
@@ -213,7 +242,8 @@ def _bench_checkpoint(
             path["setup_s"] = round(time.perf_counter() - started, 3)
             for batch in batches:
                 config = SamplingConfig(seconds=seconds, seed=0, num_candidates=batch)
-                _time_generation(model, tok, prompt, config, 1, decoder)  # warm-up / compile
+                warm_up = SamplingConfig(seconds=min(seconds, 2.0), seed=0, num_candidates=batch)
+                _time_generation(model, tok, prompt, warm_up, 1, decoder)  # (and compile)
                 path[f"batch{batch}"] = _time_generation(
                     model, tok, prompt, config, repeats, decoder
                 )
@@ -224,6 +254,9 @@ def _bench_checkpoint(
         except Exception as exc:  # a path a device cannot run (e.g. compile without a compiler)
             path["error"] = f"{type(exc).__name__}: {exc}"[:500]
 
+    result["studio"] = _first_sound(directory, str(dev), seconds, repeats)
+    if not full:
+        return result
     n = 64 if quick else 256
     default = result.get(next(iter(decode_paths(dev))), {}).get("batch1")
     if events:  # the no-cache baseline is the token models'
@@ -244,14 +277,19 @@ def run_benchmarks(
     device: str | None = None,
     data: str | None = None,
     seconds: float = 20.0,
-    repeats: int = 3,
+    repeats: int | None = None,
     quick: bool = False,
     paths: list[str] | None = None,
-    batches: tuple[int, ...] = (1, 4),
+    batches: tuple[int, ...] | None = None,
+    full: bool = False,
 ) -> dict:
     """Speed of each checkpoint (default: every bundled one) on one device, in one run, on
-    each decoding path of the device (or those named in `paths`)."""
+    each decoding path of the device (or those named in `paths`). `full`: also batch 4 (or
+    `batches`), 3 repeats, the no-cache baseline and training throughput; `quick`: short
+    runs (5 s of music) whatever else is asked."""
     dev = devices.pick_device(device)
+    repeats = repeats or (3 if full else 1)
+    batches = batches or ((1, 4) if full else (1,))
     if quick:
         seconds, repeats = min(seconds, 5.0), 1
     directories = [resolve(c) for c in checkpoints] if checkpoints else BUNDLED_CHECKPOINTS
@@ -262,10 +300,11 @@ def run_benchmarks(
             "top_p": SamplingConfig.top_p,
             "seconds": seconds,
             "repeats": repeats,
+            "full": full,
             "prompt": Path(PROMPT).name,
         },
         "checkpoints": {
-            d.name: _bench_checkpoint(d, dev, seconds, repeats, quick, paths, batches)
+            d.name: _bench_checkpoint(d, dev, seconds, repeats, quick, full, paths, batches)
             for d in directories
         },
     }

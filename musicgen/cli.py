@@ -120,7 +120,8 @@ def _bench(args) -> int:
         args.repeats,
         args.quick,
         args.paths.split(",") if args.paths else None,
-        tuple(int(b) for b in args.batches.split(",")),
+        tuple(int(b) for b in args.batches.split(",")) if args.batches else None,
+        args.full,
     )
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
@@ -257,10 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device")
     b.add_argument("--data", help="MAESTRO folder: also time tokenizing all of it")
     b.add_argument("--seconds", type=float, default=20.0)
-    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--repeats", type=int, help="timed runs of each (default 1; --full: 3)")
+    b.add_argument(
+        "--full",
+        action="store_true",
+        help="also batch 4, the no-cache baseline and training throughput (several minutes)",
+    )
     b.add_argument("--quick", action="store_true", help="fewer, shorter measurements")
     b.add_argument("--paths", help="comma-separated decoding paths (default: all the device has)")
-    b.add_argument("--batches", default="1,4", help="comma-separated candidate counts")
+    b.add_argument("--batches", help="comma-separated candidate counts (default 1; --full: 1,4)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_bench)
     return parser

@@ -28,7 +28,7 @@ document.addEventListener("pointerdown", audioContext, { capture: true });
 function newTake() {
   if (take) silence(take);
   take = {
-    buffers: new Map(), next: 1, fetching: 0, done: false, // arrived, not yet scheduled
+    urls: [], buffers: new Map(), next: 1, fetching: 0, done: false, // arrived, not scheduled
     sources: [], segments: [], playEnd: 0, written: 0, // scheduled
     state: "waiting", started: false, firstSoundAt: null, doneAt: null, stalls: 0, stoppedAt: null,
   };
@@ -47,6 +47,7 @@ function receive(file) {
   const index = Number(match[2]);
   if (index === 1 || !take) newTake();
   const t = take;
+  t.urls.push(file.url);
   t.fetching += 1;
   fetch(file.url)
     .then((response) => {
@@ -194,7 +195,7 @@ window.musicgenLive = {
     const t = take;
     return t && {
       state: t.state, firstSoundAt: t.firstSoundAt, doneAt: t.doneAt, stalls: t.stalls, heard: heard(t),
-      written: t.written, stretches: t.next - 1, sampleRate: ctx && ctx.sampleRate,
+      written: t.written, stretches: t.next - 1, urls: t.urls, sampleRate: ctx && ctx.sampleRate,
     };
   },
 };

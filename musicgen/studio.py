@@ -219,6 +219,7 @@ class Outcome:
     results: list[Result]
     seconds_taken: float
     stopped_early: bool
+    heard: float | None  # where the listener stopped (seconds into the take), if they did
     device: str
     notes: list[str] = field(default_factory=list)
 
@@ -228,6 +229,11 @@ class Outcome:
         asked = f"{c['seconds']:.0f} s requested"
         if self.stopped_early:
             asked = f"stopped at {kept:.1f} of {c['seconds']:.0f} s (kept what was generated)"
+            if self.heard is not None:
+                asked = (
+                    f"stopped at {kept:.1f} of {c['seconds']:.0f} s added (kept what you heard: "
+                    f"{self.heard:.1f} s of the take)"
+                )
         lines = [
             f"**{len(self.candidates)} candidate(s)** · seed **{c['seed']}** · {asked} · "
             f"temperature {c['temperature']:g} · top-k {c['top_k'] or 'off'} · "
@@ -531,6 +537,7 @@ class Studio:
             results,
             time.perf_counter() - started,
             stopped,
+            keep_until() if stopped and keep_until is not None else None,
             devices.describe(chosen.device),
             notes,
         )

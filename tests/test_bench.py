@@ -5,7 +5,7 @@ from musicgen.checkpoint import save_checkpoint
 
 
 def test_quick_benchmark_reports_every_figure(tiny_checkpoint):
-    result = json.loads(json.dumps(run_benchmarks([tiny_checkpoint], "cpu", quick=True)))
+    result = json.loads(json.dumps(run_benchmarks([tiny_checkpoint], "cpu", quick=True, full=True)))
     figures = result["checkpoints"][tiny_checkpoint.name]
     for path in ("torch-eager", "onnx-int8"):
         for batch in ("batch1", "batch4"):
@@ -15,6 +15,8 @@ def test_quick_benchmark_reports_every_figure(tiny_checkpoint):
     assert figures["recompute_batch1_64_tokens"]["tokens_per_s"] > 0
     assert figures["cache_speedup_vs_recompute"] > 0
     assert figures["model_load_s"] >= 0 and figures["prefill"]["tokens"] > 0
+    studio = figures["studio"]
+    assert 0 < studio["first_sound_s"] < studio["final_take_s"]
     assert result["machine"]["torch"] and result["machine"]["cpu"]
 
 

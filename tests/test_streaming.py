@@ -102,7 +102,7 @@ def test_stop_keeps_what_the_listener_heard(studio, midi_files):
         should_stop=lambda: calls.append(1) or len(calls) > 5,
         keep_until=lambda: heard,
     )
-    assert stopped.stopped_early
+    assert stopped.stopped_early and "kept what you heard: 6.5 s of the take" in stopped.describe()
     added = stopped.results[0].continuation.added.notes
     expected = whole.continuation.added.notes
     expected = expected[expected[:, ONSET] < heard - 1e-9]
