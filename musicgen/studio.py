@@ -396,43 +396,9 @@ class Studio:
         )
         return Preview(window, wav, roll, " ".join([summary, *notes]))
 
-    def generate(
-        self,
-        prompt: str | Path | Performance,
-        config: SamplingConfig,
-        start=None,
-        end=None,
-        on_progress: Callable[[Progress], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        model: str | None = None,
-        audio: bool = True,
-        name: str | None = None,
-        keep_until: Callable[[], float | None] | None = None,
-    ) -> Outcome:
-        """Continue the prompt window [start, end) of a MIDI file (a path: an upload, parsed
-        isolated) or an already parsed performance; every candidate's files in a new folder.
-
-        Each candidate's MIDI holds the whole piece so far: the file up to the window's end as
-        it was, then the continuation, so continuing a result builds a piece step by step.
-        Candidates come best first by the model's own judgement: the closest in log-likelihood
-        per note to the prompt's (Continuation.distance_from_prompt).
-        Files are named after the piece, the step and the candidate: `name` (or the prompt
-        file's name) is `piece` for a new piece, or `piece-stepN-cK` for a step's result.
-        `should_stop` ends sampling early (the takes keep what was sampled, or, with
-        `keep_until`, what was before the time it gives: what the listener heard)."""
-        *_, outcome = self.stream(
-            prompt,
-            config,
-            start,
-            end,
-            on_progress,
-            should_stop,
-            model,
-            audio,
-            name,
-            keep_until,
-            live=False,
-        )
+    def generate(self, *args, **kwargs) -> Outcome:
+        """stream()'s Outcome, without streaming: the same arguments (bar `live`)."""
+        *_, outcome = self.stream(*args, live=False, **kwargs)
         return outcome
 
     def stream(
@@ -449,9 +415,20 @@ class Studio:
         keep_until: Callable[[], float | None] | None = None,
         live: bool = True,
     ) -> Iterator[Stretch | Outcome]:
-        """generate(), heard while it is written: the Stretches of the first candidate's audio
-        as they settle (with `live` and audio), then the Outcome. If sampling fails midway, the
-        Outcome keeps what was streamed and says what happened."""
+        """Continue the prompt window [start, end) of a MIDI file (a path: an upload, parsed
+        isolated) or an already parsed performance; every candidate's files in a new folder.
+        With `live` (and audio), the first candidate is heard while it is written: Stretches of
+        its audio come as they settle, then the Outcome; without, only the Outcome.
+
+        Each candidate's MIDI holds the whole piece so far: the file up to the window's end as
+        it was, then the continuation, so continuing a result builds a piece step by step.
+        Candidates come best first by the model's own judgement: the closest in log-likelihood
+        per note to the prompt's (Continuation.distance_from_prompt).
+        Files are named after the piece, the step and the candidate: `name` (or the prompt
+        file's name) is `piece` for a new piece, or `piece-stepN-cK` for a step's result.
+        `should_stop` ends sampling early (the takes keep what was sampled, or, with
+        `keep_until`, what was before the time it gives: what the listener heard). If sampling
+        fails midway, the Outcome keeps what was streamed and says what happened."""
         chosen = self.model(model)
         if name is None and not isinstance(prompt, Performance):
             name = Path(str(prompt)).stem
