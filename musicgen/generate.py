@@ -22,7 +22,7 @@ import torch
 
 from . import device as devices
 from .errors import InvalidParameterError, check_number
-from .midi import OFFSET, Performance, make_performance, merge
+from .midi import OFFSET, ONSET, Performance, make_performance, merge
 from .model import MusicTransformer
 from .tokenizer import EXPECT_ONSET, NOTE_PITCH, PerformanceTokenizer
 
@@ -442,8 +442,6 @@ def continue_performance(
     origin = continuation_origin(tok, prompt_ids)
     samples = sample(model, tok, prompt_ids, config, on_progress, should_stop, decoder)
     cut = keep_until() if keep_until is not None else None
-    if cut is not None:
-        samples = [s.until(tok, cut - origin) for s in samples]
     return [make_continuation(tok, prompt, origin, s, cut) for s in samples]
 
 
@@ -464,10 +462,13 @@ def make_continuation(
     s: Sample,
     cut: float | None = None,
 ) -> Continuation:
-    """A Sample as notes; with `cut`, every added note ends by then (nothing after it was heard)."""
-    cont = continuation_notes(tok, origin, s.ids)
+    """A Sample as notes; with `cut` (seconds from the prompt's start), only the notes struck
+    before it, each ending by then: nothing after it was heard."""
     if cut is not None:
-        notes = cont.notes.copy()
+        s = s.until(tok, cut - origin)
+    cont = continuation_notes(tok, origin, s.ids)
+    if cut is not None:  # (the ticks notes decode to may round the shifts' sum: cut them too)
+        notes = cont.notes[cont.notes[:, ONSET] < cut].copy()
         notes[:, OFFSET] = np.minimum(notes[:, OFFSET], cut)
         cont = make_performance(notes, cont.warnings)
     per_note = s.log_likelihood / len(cont) if len(cont) else None

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .generate import Sample, continuation_notes
-from .midi import Performance, merge
+from .midi import ONSET, Performance, merge
 from .pianoroll import draw
 from .synth import TAIL_SECONDS, Renderer, audio_seconds, write_wav
 
@@ -70,15 +70,18 @@ class LiveTake:
     def update(self, first: Sample) -> None:
         """Take in the first candidate so far."""
         self.added = continuation_notes(self.tokenizer, self.origin, first.ids)
-        self.settled = self.origin + self.tokenizer.seconds_of(first.ids)
+        # Up to the latest onset (more notes may come at it), as the notes are timed: by the
+        # MIDI ticks they decode to, which can round the sum of the shifts.
+        if len(self.added):
+            self.settled = max(self.origin, float(self.added.notes[:, ONSET].max()))
 
     def next_stretch(self) -> Stretch | None:
         """The next settled stretch, if it is long enough to send: a short first one (it is
         what the listener waits for), then up to MAX_STRETCH_SECONDS at once."""
-        if not self.audio:
-            if self.settled < FIRST_STRETCH_SECONDS:
+        if not self.audio:  # (the prompt is settled: its first second is there at once)
+            end = min(FIRST_STRETCH_SECONDS, self.settled)
+            if end <= 0:
                 return None
-            end = FIRST_STRETCH_SECONDS
         elif self.settled - self.seconds < STRETCH_SECONDS:
             return None
         else:
@@ -104,7 +107,8 @@ class LiveTake:
         write_wav(audio, wav)
         roll = None
         now = time.monotonic()
-        if not final and now - self._roll_drawn >= ROLL_EVERY_S:
+        # (not with the first stretch: it is what the listener waits for)
+        if index > 1 and not final and now - self._roll_drawn >= ROLL_EVERY_S:
             self._roll_drawn = now
             roll = self.folder / f"roll-{index:04d}.png"
             draw(self.window, self.added, seconds=max(self.roll_seconds, end)).save(roll)

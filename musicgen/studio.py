@@ -317,7 +317,7 @@ class Studio:
         """The synthesizer, loaded on first use; raises SynthUnavailableError/SoundfontNotFound."""
         if self._renderer is None and self._renderer_error is None:
             try:
-                self._renderer = Renderer()
+                self._renderer = Renderer(keep_one_ready=True)  # for the live take
             except MusicgenError as exc:
                 self._renderer_error = exc
         if self._renderer_error is not None:
@@ -447,13 +447,16 @@ class Studio:
             if on_progress is not None:
                 on_progress(p)
 
-        job = chosen.continue_window(window, config, report, should_stop, keep_until)
         tok = chosen.tokenizer
         origin = continuation_origin(tok, tok.encode(window))
         take = None
         if live and audio and self.audio_available()[0]:
             take = LiveTake(self.renderer, tok, window, origin, config.seconds, folder / "stream")
         try:
+            # The prompt's first second, before the model takes the CPU.
+            if take is not None and (opening := take.next_stretch()) is not None:
+                yield opening
+            job = chosen.continue_window(window, config, report, should_stop, keep_until)
             latest = None
             while True:
                 while take is not None and (stretch := take.next_stretch()) is not None:

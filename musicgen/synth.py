@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import wave
 from pathlib import Path
 
@@ -47,7 +48,10 @@ class Renderer:
     FluidSynth's internal block phase and reverb state would otherwise make a render depend on
     the one before, and separate synthesizers let concurrent requests render in parallel."""
 
-    def __init__(self, soundfont: str | Path | None = None):
+    def __init__(self, soundfont: str | Path | None = None, keep_one_ready: bool = False):
+        """`keep_one_ready`: load the next synthesizer ahead, in the background, so that a
+        stream starts without waiting for the soundfont (~0.2 s; it costs the memory of one
+        more loaded soundfont)."""
         try:
             import fluidsynth  # the pyfluidsynth binding; fails without libfluidsynth
         except (ImportError, OSError) as exc:
@@ -57,6 +61,11 @@ class Renderer:
             ) from None
         self._fluidsynth = fluidsynth
         self.soundfont = Path(soundfont) if soundfont else find_soundfont()
+        self._keep_one_ready = keep_one_ready
+        self._ready: StreamingSynth | None = None
+        self._ready_lock = threading.Lock()
+        if keep_one_ready:
+            self._load_ahead()
 
     def render(self, perf: Performance) -> np.ndarray:
         """int16 samples, shape (frames, 2): audio_seconds(perf) of them."""
@@ -65,7 +74,20 @@ class Renderer:
             return stream.render_until(perf, audio_seconds(perf))
 
     def stream(self) -> StreamingSynth:
-        return StreamingSynth(self._fluidsynth, self.soundfont)
+        """A fresh synthesizer (the one loaded ahead, if there is one)."""
+        with self._ready_lock:
+            synth, self._ready = self._ready, None
+        if self._keep_one_ready:
+            threading.Thread(target=self._load_ahead, daemon=True).start()
+        return synth or StreamingSynth(self._fluidsynth, self.soundfont)
+
+    def _load_ahead(self) -> None:
+        synth = StreamingSynth(self._fluidsynth, self.soundfont)
+        with self._ready_lock:
+            if self._ready is None:
+                self._ready, synth = synth, None
+        if synth is not None:
+            synth.close()
 
     def render_wav(self, perf: Performance, path: str | Path) -> Path:
         path = Path(path)
