@@ -447,7 +447,7 @@ def streamed_outputs(stretch: Stretch, seed: int, parsed) -> list:
         gr.Column(visible=True),
         str(stretch.wav),
         str(stretch.roll) if stretch.roll else gr.skip(),
-        None,
+        None,  # (the take's files come at its end)
     ]
     rest = [gr.Column(visible=False), None, None, None] * (MAX_CANDIDATES - 1)
     return [*first, *rest, gr.skip(), gr.skip(), seed, [], parsed]

@@ -114,6 +114,16 @@ def choose_example(page, start: str | None = None, end: str | None = None) -> No
     page.wait_for_timeout(1500)  # the preview of the window lands
 
 
+def set_seconds(page, seconds: int) -> None:
+    box = page.get_by_label("number input for Seconds of music to add")
+    box.fill(str(seconds))
+    box.press("Enter")
+    slider = page.get_by_label("range slider for Seconds of music to add")
+    page.wait_for_function(
+        "([s, v]) => s.value === v", arg=[slider.element_handle(), str(seconds)], timeout=5_000
+    )
+
+
 def stats(page) -> dict | None:
     return page.evaluate("window.musicgenLive && window.musicgenLive.stats()")
 
@@ -149,9 +159,7 @@ def test_the_take_plays_while_it_is_written_and_is_what_streamed(page, small_app
 
 def test_stop_midway_keeps_exactly_what_was_heard(page, small_app, artifacts):
     choose_example(page, "0", "1")  # a 1 s prompt: the continuation is heard at once
-    seconds = page.get_by_label("number input for Seconds of music to add")
-    seconds.fill("120")
-    seconds.press("Tab")
+    set_seconds(page, 120)
     page.get_by_role("button", name="Generate").click()
     page.wait_for_function("() => (window.musicgenLive?.stats()?.heard ?? 0) > 2.5", timeout=60_000)
     page.get_by_role("button", name="Stop", exact=True).click()
@@ -176,3 +184,36 @@ def read_midi_bytes(data: bytes) -> np.ndarray:
         f.write(data)
         f.flush()
         return read_midi(f.name).notes
+
+
+def test_the_player_waits_visibly_when_the_music_is_late(app, browser, artifacts):
+    """A stretch that comes late (here: held back on its way to the page) makes the player
+    say it is catching up and wait, then go on where it was: nothing skipped, nothing lost."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    late = []  # the requests for the third stretch, held until the player has run dry
+    page.route("**/stream-0003.wav", lambda route: late.append(route))
+    page.goto(app[0])
+    page.get_by_role("button", name="Generate").wait_for()
+    choose_example(page, "0", "3")
+    set_seconds(page, 4)  # a short take: it is listened to the end
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_function(
+        "() => window.musicgenLive?.stats()?.state === 'catching-up'", timeout=60_000
+    )
+    page.locator("#live-player").screenshot(path=str(artifacts / "catching-up.png"))
+    assert "Catching up" in page.locator("#live-player").inner_text()
+    dry = stats(page)
+    assert dry["heard"] == pytest.approx(dry["written"], abs=0.05)  # it played all it had
+    for route in late:
+        route.continue_()
+    page.wait_for_function(  # going on: every stretch in, the take complete
+        "() => { const s = window.musicgenLive.stats(); return s.state === 'playing' && "
+        "s.doneAt != null && s.stretches === s.urls.length; }",
+        timeout=60_000,
+    )
+    s = stats(page)
+    assert late and s["stalls"] == 1 and s["heard"] >= dry["heard"]
+    final_src = page.locator("#take-1-audio audio").get_attribute("src")
+    final = frames(fetch(final_src, app[0]))
+    assert s["written"] == pytest.approx(len(final) / 44100, abs=1e-3)  # nothing skipped
+    page.close()
