@@ -37,6 +37,9 @@ MAX_BATCH = 16  # candidates one sampling run takes (the GPU bench measures 16)
 # of MAESTRO's train split at every length (3 s: 686 tokens, 10 s: 1,618, 60 s: 6,826;
 # `benchmarks/maestro_density.py`).
 MAX_TOKENS_PER_SECOND, TOKEN_ALLOWANCE = 120, 600
+# How much of the model's window the prompt fills, and how much is kept when the window is
+# full and slides (prefilled again).
+PROMPT_FILL, SLIDE_KEEP = 3 / 4, 1 / 2
 # The densest onset of MAESTRO's train split (10 ms grid): 10 notes
 # (`benchmarks/maestro_density.py`); generation never strikes more at one onset.
 MAX_NOTES_PER_ONSET = 10
@@ -290,7 +293,7 @@ def sample_tokens(
     block = model.config.block_size
     # The prompt fills 3/4 of the window; when the window is full, the last half is prefilled
     # again: each slide costs one prefill per block/2 new tokens and keeps half a window of context.
-    first, keep = block * 3 // 4, block // 2
+    first, keep = int(block * PROMPT_FILL), int(block * SLIDE_KEEP)
     B = config.num_candidates
     t = _Tables(tok, device)
     generator = torch.Generator(device=device).manual_seed(config.seed)

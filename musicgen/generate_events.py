@@ -28,6 +28,8 @@ from .events import (
 )
 from .generate import (
     MAX_NOTES_PER_ONSET,
+    PROMPT_FILL,
+    SLIDE_KEEP,
     Decoder,
     Progress,
     Sample,
@@ -54,7 +56,7 @@ def sample_events(
     """A Sample per candidate, as sample_tokens gives, from an event model."""
     device = model.embed.weight.device
     block = model.config.block_size
-    first, keep = block * 3 // 4, block // 2  # as the token sampler: see there
+    first, keep = int(block * PROMPT_FILL), int(block * SLIDE_KEEP)  # see the token sampler
     B, pad = config.num_candidates, tok.pad_id
     t = _Tables(tok, device)
     generator = torch.Generator(device=device).manual_seed(config.seed)
