@@ -212,7 +212,7 @@ def test_the_player_waits_visibly_when_the_music_is_late(app, browser, artifacts
         timeout=60_000,
     )
     s = stats(page)
-    assert late and s["stalls"] == 1 and s["heard"] >= dry["heard"]
+    assert late and s["stalls"] >= 1 and s["heard"] >= dry["heard"]
     final_src = page.locator("#take-1-audio audio").get_attribute("src")
     final = frames(fetch(final_src, app[0]))
     assert s["written"] == pytest.approx(len(final) / 44100, abs=1e-3)  # nothing skipped
