@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--pieces", type=int, default=16)
     parser.add_argument("--checkpoint", default=str(BUNDLED_CHECKPOINTS[0]))
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
     args = parser.parse_args()
     longest = SPANS[-1][1]
     prompts = test_prompts(args.data, args.pieces, 1, longest)
@@ -65,15 +65,22 @@ def main() -> None:
 
     result = {"prompts": len(prompts), "checkpoint": model.name, "decoder": model.decoder.name}
     result["real"] = summary(real)
+    print(json.dumps({"real": result["real"]}), flush=True)
     plain_filter = generate.filter_logits
     for name in args.variants:
         keep, pitch_t = VARIANTS[name]
         generate.SLIDE_KEEP = keep
 
         def filter_logits(logits, top_k=0, top_p=1.0, pitch_t=pitch_t):
+            """A temperature within the pitch field only: the pitches' shares of their total
+            are sharpened, the total (a note rather than a shift) is kept."""
             if pitch_t != 1.0:
-                logits = logits.clone()
-                logits[:, is_pitch] /= pitch_t
+                log_p = logits.log_softmax(dim=-1)
+                pitch = log_p[:, is_pitch]
+                total = pitch.logsumexp(dim=-1, keepdim=True)
+                sharpened = (pitch / pitch_t).log_softmax(dim=-1) + total
+                log_p[:, is_pitch] = sharpened.nan_to_num(nan=float("-inf"))
+                logits = log_p
             return plain_filter(logits, top_k, top_p)
 
         generate.filter_logits = filter_logits
