@@ -136,6 +136,7 @@ TRAIN_OPTIONS = {
     "block_size": (int, "context in positions (tokens, or events: notes)"),
     "representation": (str, "tokens (one step per token) or events (two-level: one per note)"),
     "field_layers": (int, "with events: the field decoder's blocks"),
+    "field_decoder": (str, "with events: mlp, or attention (its blocks look back at the events)"),
     "dropout": (float, "dropout on embeddings, attention and MLP"),
     "composers": (int, "most frequent composers given a style token (0: none)"),
     "composer_p": (float, "probability a training window starts with its composer token"),

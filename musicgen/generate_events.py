@@ -104,7 +104,7 @@ def sample_events(
     cache = model.new_cache(1, decoder.static_cache)
     x = context(first - (composer is not None))[:1]
     states = model.prefill(x, cache, every_position=True)  # (1, T, C)
-    nll, _, notes = model.field_nll(states[0, :-1], x[0, 1:])
+    nll, _, notes = model.field_nll(states[:, :-1], x[:, 1:])
     prompt_level = -float(nll) / int(notes) if int(notes) else None
     h = states[:, -1].expand(B, -1)
     cache = cache.repeat(B)
@@ -113,7 +113,7 @@ def sample_events(
     def choose(field: int, before, allowed, counted=None) -> torch.Tensor:
         """Sample one field for every row; its log-probability under the model (unmasked,
         unfiltered: the model's own judgement) joins the take's, in the `counted` rows."""
-        raw = model.field_logits(h, before, field).float()
+        raw = model.field_logits(h, before, field, cache, position).float()
         logits = raw.masked_fill(~allowed, float("-inf"))
         logits = filter_logits(logits / config.temperature, config.top_k, config.top_p)
         chosen = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]

@@ -39,7 +39,15 @@ log = logging.getLogger(__name__)
 
 WARMUP_STEPS = 200  # the default warm-up of a run of at least 2,000 steps
 # a resumed run must keep these
-ARCHITECTURE = ("n_layer", "n_head", "n_embd", "block_size", "representation", "field_layers")
+ARCHITECTURE = (
+    "n_layer",
+    "n_head",
+    "n_embd",
+    "block_size",
+    "representation",
+    "field_layers",
+    "field_decoder",
+)
 
 
 @dataclass(frozen=True)

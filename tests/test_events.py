@@ -2,6 +2,8 @@
 promises (the token sampler's, checked the same way). A tiny random-weight model: machinery only.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -11,12 +13,17 @@ from musicgen.checkpoint import load_checkpoint, save_checkpoint
 from musicgen.events import PITCH_FIELD, to_events, to_tokens, token_count
 from musicgen.generate import SamplingConfig, continue_performance, sample
 from musicgen.midi import read_midi
+from musicgen.model import FIELD_DECODERS, IGNORE, build_model
 from musicgen.tokenizer import NOTE_PITCH
 
 
-@pytest.fixture()
-def event_model(tiny_event_model, tokenizer):
-    return tiny_event_model, tokenizer
+@pytest.fixture(params=FIELD_DECODERS)
+def event_model(request, tiny_event_model, tokenizer):
+    """The tiny two-level model with each kind of field decoder (two blocks: the attention
+    one's memory takes a cache layer per block)."""
+    torch.manual_seed(0)
+    config = replace(tiny_event_model.config, field_decoder=request.param, field_layers=2)
+    return build_model(config, tokenizer.pad_id).eval(), tokenizer
 
 
 def test_tokens_to_events_and_back_is_the_identity(tokenizer, midi_files):
@@ -49,7 +56,8 @@ def test_the_loss_is_the_fields_nll_per_token_and_the_cache_agrees(event_model, 
             target = y[0, i, field]
             if field >= 2 and y[0, i, PITCH_FIELD] == tok.pad_id:
                 break  # no note: no velocity or duration
-            log_p = model.field_logits(state, before, field).log_softmax(-1)[0, target]
+            log_p = model.field_logits(state, before, field, cache, i + 1)
+            log_p = log_p.log_softmax(-1)[0, target]
             total -= float(log_p)
             before = before + model.embed_field(target[None])
         if i + 1 < y.size(1):
@@ -92,9 +100,11 @@ def test_the_window_slides_and_the_judgement_is_the_models(event_model, midi_fil
     events = torch.as_tensor(to_events(tok, np.concatenate([short, take.ids])))
     P = len(to_events(tok, short))
     h, _ = model(events[None, :-1])
-    nll, _, notes = model.field_nll(h[0, P - 1 :], events[P:])
+    targets = events[None, 1:].clone()
+    targets[:, : P - 1] = IGNORE  # the take's events only
+    nll, _, notes = model.field_nll(h, targets)
     assert take.log_likelihood == pytest.approx(-float(nll), rel=1e-4)
-    nll, _, notes = model.field_nll(h[0, : P - 1], events[1:P])
+    nll, _, notes = model.field_nll(h[:, : P - 1], events[None, 1:P])
     assert take.prompt_log_likelihood_per_note == pytest.approx(-float(nll) / int(notes), rel=1e-4)
 
 
