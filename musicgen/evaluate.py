@@ -6,6 +6,11 @@ predicted with at least half a context of history (Music Transformer's protocol)
 Per-note and per-second figures divide the same total NLL by the pieces' note count and length,
 which makes them comparable across tokenizations of the same music. A two-level model reads the
 same tokens as events (events.py) and scores each piece's tokens once the same way.
+
+The per-note total is also split into PARTS, the same for both kinds of model: when the next
+note comes and which pitch it is (a token model's shift and pitch tokens, with the piece's end;
+an event model's shift and pitch fields: the two models divide this part differently, so only
+its sum compares), then the note's velocity and its duration.
 """
 
 from __future__ import annotations
@@ -15,16 +20,37 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import device as devices
 from .checkpoint import load_checkpoint, resolve
 from .data import IGNORE, TokenCache, build_cache
 from .errors import MusicgenError
-from .events import to_events, token_count
-from .tokenizer import NOTE_PITCH, PerformanceTokenizer
+from .events import to_events
+from .tokenizer import NOTE_DURATION, NOTE_PITCH, NOTE_VELOCITY, PerformanceTokenizer
 
 log = logging.getLogger(__name__)
+
+PARTS = ("onset_and_pitch", "velocity", "duration")
+FIELD_PART = (0, 0, 1, 2)  # an event's fields (shift, pitch, velocity, duration) -> PARTS
+
+
+def nll_by_part(model, tokenizer: PerformanceTokenizer, inputs, targets) -> torch.Tensor:
+    """The summed NLL (len(PARTS),) of a batch's targets (IGNORE: not scored)."""
+    out, _ = model(inputs)
+    if model.config.representation == "events":
+        per_field, _, _ = model.field_nll(out, targets)
+        index = torch.tensor(FIELD_PART, device=out.device)
+        return torch.zeros(len(PARTS), device=out.device).index_add_(0, index, per_field)
+    nll = F.cross_entropy(
+        out.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="none"
+    )
+    part_of_kind = torch.zeros(int(tokenizer.kind.max()) + 1, dtype=torch.long)
+    part_of_kind[NOTE_VELOCITY], part_of_kind[NOTE_DURATION] = 1, 2
+    kinds = torch.as_tensor(tokenizer.kind, device=out.device)[targets.flatten().clamp(min=0)]
+    index = part_of_kind.to(out.device)[kinds]
+    return torch.zeros(len(PARTS), device=out.device).index_add_(0, index, nll)
 
 
 def _pieces(cache: TokenCache, split: str, max_files: int | None) -> list[dict]:
@@ -94,7 +120,7 @@ def evaluate_checkpoint(
         tokens += len(ids)
         notes += int((tokenizer.kind[ids] == NOTE_PITCH).sum())
         seconds += piece["seconds"]
-    total, started = 0.0, time.perf_counter()
+    total, started = torch.zeros(len(PARTS), dtype=torch.float64), time.perf_counter()
     for i in tqdm(
         range(0, len(pairs), batch_size), desc=f"evaluating {split}", unit="batch", mininterval=5.0
     ):
@@ -104,19 +130,18 @@ def evaluate_checkpoint(
         targets = np.full(shape, IGNORE, dtype=np.int64)
         for row, (x, y) in enumerate(chunk):
             inputs[row, : len(x)], targets[row, : len(y)] = x, y
-        # the loss is a mean per scored token (an event stands for several)
-        scored = int(token_count(tokenizer, targets).sum() if events else (targets != IGNORE).sum())
         with devices.autocast(dev, devices.inference_dtype(dev) if dtype is None else dtype):
-            _, loss = model(torch.from_numpy(inputs).to(dev), torch.from_numpy(targets).to(dev))
-        total += loss.item() * scored  # the mean over the scored targets, back to a sum
+            inputs, targets = torch.from_numpy(inputs).to(dev), torch.from_numpy(targets).to(dev)
+            total += nll_by_part(model, tokenizer, inputs, targets).double().cpu()
     return _summary(
-        total,
+        float(total.sum()),
         tokens,
         notes,
         seconds,
         len(pieces),
         split=split,
         checkpoint=directory.name,
+        nll_per_note_by_part={p: round(float(t) / max(notes, 1), 4) for p, t in zip(PARTS, total)},
         eval_seconds=round(time.perf_counter() - started, 1),
         weights_dtype=str(dtype or torch.float32).removeprefix("torch."),
     )

@@ -105,7 +105,7 @@ def sample_events(
     x = context(first - (composer is not None))[:1]
     states = model.prefill(x, cache, every_position=True)  # (1, T, C)
     nll, _, notes = model.field_nll(states[:, :-1], x[:, 1:])
-    prompt_level = -float(nll) / int(notes) if int(notes) else None
+    prompt_level = -float(nll.sum()) / int(notes) if int(notes) else None
     h = states[:, -1].expand(B, -1)
     cache = cache.repeat(B)
     position = x.size(1)

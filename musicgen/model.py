@@ -369,12 +369,12 @@ class EventTransformer(MusicTransformer):
     def _loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """forward() gives (hidden states (B, T, C), this loss) for events idx (B, T, F)."""
         nll, tokens, _ = self.field_nll(h, targets)
-        return nll / tokens.clamp(min=1)
+        return nll.sum() / tokens.clamp(min=1)
 
     def field_nll(self, h: torch.Tensor, targets: torch.Tensor):
-        """Teacher-forced: the summed NLL of the events `targets` (B, T, F) predicted from the
-        states h (B, T, C) of positions 0..T-1 before them (IGNORE: not scored), the flat
-        tokens they stand for, and their notes."""
+        """Teacher-forced: the NLL of the events `targets` (B, T, F) predicted from the states
+        h (B, T, C) of positions 0..T-1 before them (IGNORE: not scored), summed per field
+        (F,); the flat tokens they stand for, and their notes."""
         pad, ignore = self.pad_id, targets == IGNORE
         no_note = targets[..., 1:2] == pad  # velocity and duration only come with a note
         scored = ~ignore
@@ -394,8 +394,9 @@ class EventTransformer(MusicTransformer):
             logits.float().reshape(-1, logits.size(-1)),
             targets.masked_fill(~scored, IGNORE).reshape(-1),
             ignore_index=IGNORE,
-            reduction="sum",
+            reduction="none",
         )
+        nll = nll.view(-1, self.FIELDS).sum(dim=0)
         notes = (scored[..., 1] & ~no_note[..., 0]).sum()
         tokens = (scored[..., 0] & (targets[..., 0] != pad)).sum() + 3 * notes
         return nll, tokens, notes

@@ -103,9 +103,9 @@ def test_the_window_slides_and_the_judgement_is_the_models(event_model, midi_fil
     targets = events[None, 1:].clone()
     targets[:, : P - 1] = IGNORE  # the take's events only
     nll, _, notes = model.field_nll(h, targets)
-    assert take.log_likelihood == pytest.approx(-float(nll), rel=1e-4)
+    assert take.log_likelihood == pytest.approx(-float(nll.sum()), rel=1e-4)
     nll, _, notes = model.field_nll(h[:, : P - 1], events[None, 1:P])
-    assert take.prompt_log_likelihood_per_note == pytest.approx(-float(nll) / int(notes), rel=1e-4)
+    assert take.prompt_log_likelihood_per_note == pytest.approx(-float(nll.sum()) / int(notes), rel=1e-4)
 
 
 def test_an_event_checkpoint_loads_and_continues_a_performance(event_model, tmp_path, midi_files):
