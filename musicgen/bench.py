@@ -233,8 +233,8 @@ def _bench_checkpoint(
         result["prefill"] = {"tokens": int(x.size(1)), "seconds": round(min(times), 4)}
 
     for name, make in decode_paths(dev).items():
-        if (paths and name not in paths) or (events and name == "onnx-int8"):
-            continue  # (the int8 graphs are built for token models)
+        if paths and name not in paths:
+            continue
         path = result.setdefault(name, {})
         try:
             started = time.perf_counter()

@@ -22,6 +22,7 @@ import torch
 
 from . import device as devices
 from .errors import InvalidParameterError, check_number
+from .events import FIELDS
 from .midi import OFFSET, ONSET, Performance, make_performance, merge
 from .model import MusicTransformer
 from .tokenizer import EXPECT_ONSET, NOTE_PITCH, PerformanceTokenizer
@@ -170,12 +171,7 @@ def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decod
             f"Unknown decoder '{setting}': choose one of {', '.join(DECODER_SETTINGS)}."
         )
     cpu = model.embed.weight.device.type == "cpu"
-    events = model.config.representation == "events"
-    if setting == "onnx-int8" and events:
-        raise InvalidParameterError("The onnx-int8 decoder runs token models only (for now).")
-    if setting == "torch" or (
-        setting == "auto" and (not cpu or events or not onnx_step.available())
-    ):
+    if setting == "torch" or (setting == "auto" and (not cpu or not onnx_step.available())):
         return torch_decoder(model)
     if setting == "torch-compiled":
         return torch_decoder(model, compile_step=True)
@@ -232,7 +228,8 @@ def _write_json(path: Path, value: dict) -> None:
 @torch.inference_mode()
 def _seconds_per_step(model: MusicTransformer, decoder: Decoder, steps=8) -> float:
     cached = min(256, model.config.block_size // 2)
-    x = torch.zeros(1, cached + steps, dtype=torch.long, device=model.embed.weight.device)
+    fields = (FIELDS,) if model.config.representation == "events" else ()
+    x = torch.zeros(1, cached + steps, *fields, dtype=torch.long, device=model.embed.weight.device)
     cache = model.new_cache(1, decoder.static_cache)
     model.prefill(x[:, :cached], cache)
     times = []

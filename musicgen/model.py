@@ -258,8 +258,12 @@ class MusicTransformer(nn.Module):
         return self._outputs(idx, position, cache)[:, -1]
 
     def _outputs(self, idx, positions, cache):
-        """What a position gives: logits (B, T, vocab), the head tied to the embedding."""
-        return F.linear(self._trunk(idx, positions, cache), self.embed.weight)
+        return self.head(self._trunk(idx, positions, cache), positions, cache)
+
+    def head(self, h, positions, cache):
+        """What a position gives from the trunk's state h (B, T, C): logits (B, T, vocab), the
+        head tied to the embedding. (A decoder that runs the trunk elsewhere calls this.)"""
+        return F.linear(h, self.embed.weight)
 
     def _embed(self, idx):
         return F.embedding(idx, self.embed.weight)  # (B, T, C)
@@ -401,12 +405,11 @@ class EventTransformer(MusicTransformer):
         tokens = (scored[..., 0] & (targets[..., 0] != pad)).sum() + 3 * notes
         return nll, tokens, notes
 
-    def _outputs(self, idx, positions, cache):
-        """What a position gives: the trunk's state (B, T, C), from which field_logits writes
-        the next event. So prefill() takes events (B, T, F) and gives states (B, C), or every
-        position's (B, T, C); decode_step() takes idx (B, 1, F) and gives (B, C). With a cache,
-        the field decoder's memory of these states is written beside the trunk's."""
-        h = self._trunk(idx, positions, cache)
+    def head(self, h, positions, cache):
+        """What a position gives: the trunk's state h (B, T, C) itself, from which field_logits
+        writes the next event. So prefill() takes events (B, T, F) and gives states (B, C), or
+        every position's (B, T, C); decode_step() takes idx (B, 1, F) and gives (B, C). With a
+        cache, the field decoder's memory of these states is written beside the trunk's."""
         if cache is not None and self.fields.attends:
             cos, sin = self.rope_cos[positions], self.rope_sin[positions]
             for i, attn in enumerate(self.fields.attns):

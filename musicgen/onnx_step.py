@@ -8,9 +8,14 @@ does: the weights shrink fourfold and stay in the cache.
 The step is split where the KV cache is: PyTorch keeps the cache, rotary positions and attention
 (the same code as the model's, on the same dynamic cache), ONNX Runtime runs everything between
 two attentions as one graph: the output projection, the residual, the MLP and the next layer's
-norm and qkv projection. One token costs n_layer + 1 graph runs. The graphs are built here from
+norm and qkv projection. One step costs n_layer + 1 graph runs. The graphs are built here from
 the model's own weights (no exporter involved), quantized once, and kept in a temporary folder
 keyed by a hash of the weights (a restart reuses them).
+
+Both kinds of model share the trunk, so both use these graphs: the step's input is the model's
+own embedding of the step (a token's, or the sum of an event's fields'), its output the trunk's
+state, and the model's `head` (in PyTorch) turns that into what the model gives: a token
+model's logits, or the two-level model's state, whose fields its field decoder then writes.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ def _graph_parts(model: MusicTransformer):
 
     part 0:        x -> qkv of layer 0
     part i (1..L-1): (x, y) -> x', qkv of layer i   (y: attention output of layer i-1)
-    part L:        (x, y) -> logits
+    part L:        (x, y) -> the trunk's state (the final norm's output)
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -132,15 +137,8 @@ def _graph_parts(model: MusicTransformer):
                 outputs = [tensor("x_next", C), tensor("qkv", 3 * C)]
             else:
                 h = rms(nodes, inits, "x_out", model.norm.weight, "final")
-                nodes.append(
-                    helper.make_node(
-                        "MatMul",
-                        [h, weight("head", model.embed.weight, inits)],
-                        ["logits"],
-                        name="head",
-                    )
-                )
-                outputs = [tensor("logits", model.config.vocab_size)]
+                nodes.append(helper.make_node("Identity", [h], ["state"]))
+                outputs = [tensor("state", C)]
         graph = helper.make_graph(nodes, f"part{i}", inputs, outputs, inits)
         parts.append(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]))
     for p in parts:
@@ -158,15 +156,11 @@ def weights_key(model: MusicTransformer) -> str:
 
 
 class OnnxDecoder:
-    """decode_step(idx, position, cache) with the weight products in ONNX Runtime (int8)."""
+    """decode_step(idx, position, cache) with the trunk's weight products in ONNX Runtime (int8)."""
 
-    def __init__(
-        self,
-        model: MusicTransformer,
-        quantize: bool = True,
-        threads: int | None = None,
-        exclude: tuple[str, ...] = ("head",),
-    ):
+    GRAPHS = "trunk"  # in the folder's name: graphs built by an older layout are not reused
+
+    def __init__(self, model: MusicTransformer, quantize: bool = True, threads: int | None = None):
         import onnx
         import onnxruntime as ort
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -175,7 +169,7 @@ class OnnxDecoder:
         folder = (
             Path(tempfile.gettempdir())
             / "musicgen-onnx"
-            / (weights_key(model) + ("-int8-" + "-".join(exclude) if quantize else "-fp32"))
+            / f"{weights_key(model)}-{self.GRAPHS}-{'int8' if quantize else 'fp32'}"
         )
         if not (folder / "done").is_file():
             folder.mkdir(parents=True, exist_ok=True)
@@ -188,7 +182,6 @@ class OnnxDecoder:
                         folder / f"part{i}.onnx",
                         per_channel=True,
                         weight_type=QuantType.QInt8,
-                        nodes_to_exclude=list(exclude),
                     )
                     plain.unlink()
                 else:
@@ -213,7 +206,7 @@ class OnnxDecoder:
         cfg = m.config
         B = idx.size(0)
         cos, sin = m.rope_cos[position], m.rope_sin[position]
-        x = F.embedding(idx, m.embed.weight).numpy()  # (B, 1, C)
+        x = m._embed(idx).numpy()  # (B, 1, C)
         x_qkv = self.sessions[0].run(None, {"x": x})
         x_in, qkv = x, x_qkv[0]
         for layer in range(cfg.n_layer):
@@ -226,4 +219,4 @@ class OnnxDecoder:
             out = self.sessions[layer + 1].run(None, {"x": x_in, "y": y})
             if layer + 1 < cfg.n_layer:
                 x_in, qkv = out
-        return torch.from_numpy(out[0])[:, -1]
+        return m.head(torch.from_numpy(out[0]), position, cache)[:, -1]

@@ -5,6 +5,7 @@ presented as music.
 """
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import torch
 
 from musicgen.app_process import running_app
 from musicgen.checkpoint import load_checkpoint, save_checkpoint
-from musicgen.model import ModelConfig, MusicTransformer, build_model
+from musicgen.model import FIELD_DECODERS, ModelConfig, MusicTransformer, build_model
 from musicgen.tokenizer import PerformanceTokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,15 @@ def tiny_event_model(tokenizer):
         representation="events",
     )
     return build_model(config, tokenizer.pad_id).eval()
+
+
+@pytest.fixture(params=FIELD_DECODERS)
+def event_model(request, tiny_event_model, tokenizer):
+    """The tiny two-level model with each kind of field decoder (two blocks: the attention
+    one's memory takes a cache layer per block)."""
+    torch.manual_seed(0)
+    config = replace(tiny_event_model.config, field_decoder=request.param, field_layers=2)
+    return build_model(config, tokenizer.pad_id).eval(), tokenizer
 
 
 @pytest.fixture()

@@ -29,7 +29,8 @@ def test_the_benchmark_counts_trunk_steps_per_note(
     result = run_benchmarks([tiny_checkpoint, tmp_path], "cpu", quick=True, batches=(1,))
     tokens = result["checkpoints"][tiny_checkpoint.name]["torch-eager"]["batch1"]
     events = result["checkpoints"][tmp_path.name]
-    assert events["representation"] == "events" and "onnx-int8" not in events
-    events = events["torch-eager"]["batch1"]
-    assert tokens["steps_per_note"] >= 3 and 1 <= events["steps_per_note"] < 1.3
-    assert events["notes_per_s"] > 0 and events["tokens_per_s"] > events["notes_per_s"]
+    assert events["representation"] == "events"
+    for path in ("torch-eager", "onnx-int8"):  # the same trunk graphs serve both kinds
+        run = events[path]["batch1"]
+        assert tokens["steps_per_note"] >= 3 and 1 <= run["steps_per_note"] < 1.3
+        assert run["notes_per_s"] > 0 and run["tokens_per_s"] > run["notes_per_s"]

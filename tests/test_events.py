@@ -2,8 +2,6 @@
 promises (the token sampler's, checked the same way). A tiny random-weight model: machinery only.
 """
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
@@ -13,17 +11,8 @@ from musicgen.checkpoint import load_checkpoint, save_checkpoint
 from musicgen.events import PITCH_FIELD, to_events, to_tokens, token_count
 from musicgen.generate import SamplingConfig, continue_performance, sample
 from musicgen.midi import read_midi
-from musicgen.model import FIELD_DECODERS, IGNORE, build_model
+from musicgen.model import IGNORE
 from musicgen.tokenizer import NOTE_PITCH
-
-
-@pytest.fixture(params=FIELD_DECODERS)
-def event_model(request, tiny_event_model, tokenizer):
-    """The tiny two-level model with each kind of field decoder (two blocks: the attention
-    one's memory takes a cache layer per block)."""
-    torch.manual_seed(0)
-    config = replace(tiny_event_model.config, field_decoder=request.param, field_layers=2)
-    return build_model(config, tokenizer.pad_id).eval(), tokenizer
 
 
 def test_tokens_to_events_and_back_is_the_identity(tokenizer, midi_files):
@@ -105,7 +94,9 @@ def test_the_window_slides_and_the_judgement_is_the_models(event_model, midi_fil
     nll, _, notes = model.field_nll(h, targets)
     assert take.log_likelihood == pytest.approx(-float(nll.sum()), rel=1e-4)
     nll, _, notes = model.field_nll(h[:, : P - 1], events[None, 1:P])
-    assert take.prompt_log_likelihood_per_note == pytest.approx(-float(nll.sum()) / int(notes), rel=1e-4)
+    assert take.prompt_log_likelihood_per_note == pytest.approx(
+        -float(nll.sum()) / int(notes), rel=1e-4
+    )
 
 
 def test_an_event_checkpoint_loads_and_continues_a_performance(event_model, tmp_path, midi_files):

@@ -1,11 +1,13 @@
-"""The ONNX Runtime decoding step against the model's own (the CPU's fast path)."""
+"""The ONNX Runtime decoding step against the model's own (the CPU's fast path), for token
+and two-level models."""
 
 import numpy as np
 import pytest
 import torch
 
 from musicgen.errors import InvalidParameterError
-from musicgen.generate import Decoder, SamplingConfig, choose_decoder, sample_tokens
+from musicgen.events import to_events
+from musicgen.generate import Decoder, SamplingConfig, choose_decoder, sample, sample_tokens
 from musicgen.midi import read_midi
 from musicgen.onnx_step import OnnxDecoder
 
@@ -38,6 +40,27 @@ def test_float32_graphs_sample_the_same_tokens(tiny_model, midi_files):
     onnx = Decoder("onnx-fp32", OnnxDecoder(model, quantize=False))
     expected = sample_tokens(model, tok, prompt, config)
     for a, b in zip(sample_tokens(model, tok, prompt, config, decoder=onnx), expected):
+        assert np.array_equal(a.ids, b.ids) and a.log_likelihood == pytest.approx(b.log_likelihood)
+
+
+@torch.inference_mode()
+def test_a_two_level_model_steps_and_samples_the_same_through_the_graphs(event_model, midi_files):
+    model, tok = event_model
+    events = torch.as_tensor(to_events(tok, tok.encode(read_midi(midi_files[2]))))
+    x = events[None, :44].expand(2, -1, -1)
+    expected = step_logits(model, model.decode_step, x)  # the trunk's states
+    fp32 = OnnxDecoder(model, quantize=False)
+    torch.testing.assert_close(step_logits(model, fp32, x), expected, atol=1e-4, rtol=1e-4)
+    int8 = step_logits(model, OnnxDecoder(model), x)
+    assert not torch.equal(int8, expected)
+    assert torch.nn.functional.cosine_similarity(int8, expected, dim=-1).min() > 0.99
+    # the field decoder's memory is written by the model's head on either path
+    prompt = tok.encode(read_midi(midi_files[1]))[:60]
+    config = SamplingConfig(seconds=20, seed=5, num_candidates=2)
+    onnx = Decoder("onnx-fp32", fp32)
+    for a, b in zip(
+        sample(model, tok, prompt, config, decoder=onnx), sample(model, tok, prompt, config)
+    ):
         assert np.array_equal(a.ids, b.ids) and a.log_likelihood == pytest.approx(b.log_likelihood)
 
 
