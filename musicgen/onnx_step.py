@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -185,22 +186,62 @@ class OnnxDecoder:
         # Spinning threads wait faster but steal the core from PyTorch between steps.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._bound: _Binding | None = None
 
     @torch.inference_mode()
     def __call__(self, idx: torch.Tensor, position: torch.Tensor, cache: KVCache) -> torch.Tensor:
         m = self.model
-        x = m._embed(idx).contiguous().numpy()  # (B, 1, C)
-        B, at = x.shape[0], int(position[-1])
-        binding = self.session.io_binding()
-        binding.bind_output("state", "cpu")
-        binding.bind_cpu_input("x", x)
-        binding.bind_cpu_input("seqlens_k", np.full(B, at, dtype=np.int32))
-        binding.bind_cpu_input("total_length", np.array(at + 1, dtype=np.int32))
-        for i in range(m.config.n_layer):
+        x = m._embed(idx)  # (B, 1, C)
+        step = self._binding(cache, x.size(0))
+        step.x.copy_(x)
+        step.seqlens_k[:] = int(position[-1])
+        step.total_length[...] = int(position[-1]) + 1
+        self.session.run_with_iobinding(step.binding)
+        return m.head(step.state.clone(), position, cache)[:, -1]
+
+    def _binding(self, cache: KVCache, batch: int) -> _Binding:
+        """The I/O binding of a cache: its buffers as the graph's past and present, and buffers
+        of its own for the step's input and output; made once per cache, then only refilled
+        (binding per step, and copying the outputs back, cost more than the step's attention)."""
+        key = (cache.k.data_ptr(), cache.v.data_ptr(), batch)
+        if self._bound is not None and self._bound.key == key:
+            return self._bound
+        C = self.model.config.n_embd
+        step = _Binding(
+            key,
+            self.session.io_binding(),
+            torch.zeros(batch, 1, C),
+            torch.zeros(batch, 1, C),
+            np.zeros(batch, dtype=np.int32),
+            np.zeros((), dtype=np.int32),
+        )
+        b = step.binding
+
+        def bind(name, buffer: torch.Tensor | np.ndarray, output=False):
+            """By address: the graph reads and writes the buffer itself."""
+            if isinstance(buffer, np.ndarray):
+                args = (buffer.dtype.type, list(buffer.shape), buffer.ctypes.data)
+            else:
+                args = (np.float32, list(buffer.shape), buffer.data_ptr())
+            (b.bind_output if output else b.bind_input)(name, "cpu", 0, *args)
+
+        bind("x", step.x)
+        bind("state", step.state, output=True)
+        bind("seqlens_k", step.seqlens_k)
+        bind("total_length", step.total_length)
+        for i in range(self.model.config.n_layer):
             for name, buffer in (("key", cache.k[i]), ("value", cache.v[i])):
-                shape, address = list(buffer.shape), buffer.data_ptr()
-                binding.bind_input(f"past_{name}_{i}", "cpu", 0, np.float32, shape, address)
-                binding.bind_output(f"present_{name}_{i}", "cpu", 0, np.float32, shape, address)
-        self.session.run_with_iobinding(binding)
-        state = torch.from_numpy(binding.copy_outputs_to_cpu()[0])
-        return m.head(state, position, cache)[:, -1]
+                bind(f"past_{name}_{i}", buffer)
+                bind(f"present_{name}_{i}", buffer, output=True)
+        self._bound = step
+        return step
+
+
+@dataclass
+class _Binding:
+    key: tuple
+    binding: object  # onnxruntime.IOBinding
+    x: torch.Tensor
+    state: torch.Tensor
+    seqlens_k: np.ndarray
+    total_length: np.ndarray
