@@ -90,7 +90,7 @@ def load_checkpoint(
     directory = resolve(directory)
     try:
         config = json.loads((directory / CONFIG_FILE).read_text())
-        model_config = ModelConfig(**config["model"])
+        model_config = ModelConfig.from_dict(config["model"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{directory / CONFIG_FILE} is missing or invalid: {exc}") from None
     tokenizer = PerformanceTokenizer.load(directory)

@@ -44,7 +44,7 @@ class ModelConfig:
     # of `field_layers` blocks writes its fields; see events.py).
     representation: str = "tokens"
     field_layers: int = 1
-    field_decoder: str = "mlp"  # one of FIELD_DECODERS
+    field_decoder: str = "attention"  # one of FIELD_DECODERS (12.66 against 13.48 nats/note)
 
     def __post_init__(self):
         if self.vocab_size is not None and self.vocab_size < 2:
@@ -85,6 +85,15 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> ModelConfig:
+        """A saved config; one saved before a field existed gets the value it had then."""
+        return cls(**(SAVED_BEFORE | saved))
+
+
+# What configs saved before these fields existed meant (field_decoder: the MLP was the only one).
+SAVED_BEFORE = {"field_decoder": "mlp"}
 
 
 class KVCache:

@@ -32,7 +32,7 @@ from .checkpoint import (
 )
 from .data import WindowSampler, build_cache, list_pieces, split_window, top_composers
 from .errors import CheckpointError, InvalidParameterError
-from .model import ModelConfig, build_model
+from .model import SAVED_BEFORE, ModelConfig, build_model
 from .tokenizer import PerformanceTokenizer
 
 log = logging.getLogger(__name__)
@@ -219,11 +219,14 @@ class Trainer:
         saved_cfg = state["config"]
         # Runs saved before TrainConfig held a ModelConfig kept the architecture at the top level.
         saved_model = saved_cfg.get("model") or saved_cfg
-        must_match = [(k, saved_model, self.cfg.model) for k in ARCHITECTURE] + [
+        events = self.cfg.model.representation == "events"  # a token model has no fields
+        architecture = [k for k in ARCHITECTURE if events or not k.startswith("field_")]
+        must_match = [(k, saved_model, self.cfg.model) for k in architecture] + [
             ("composers", saved_cfg, self.cfg)
         ]
         for key, saved, current in must_match:
-            was = saved.get(key, getattr(type(current), key))  # older runs: the default then
+            # older runs: the value a missing key had then
+            was = saved.get(key, SAVED_BEFORE.get(key, getattr(type(current), key)))
             if was != getattr(current, key):
                 raise CheckpointError(
                     f"--resume with a different {key} ({getattr(current, key)}) than the run "

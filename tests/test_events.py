@@ -2,16 +2,19 @@
 promises (the token sampler's, checked the same way). A tiny random-weight model: machinery only.
 """
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from test_generate import assert_ends_cleanly
 
-from musicgen.checkpoint import load_checkpoint, save_checkpoint
+from musicgen.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
 from musicgen.events import PITCH_FIELD, to_events, to_tokens, token_count
 from musicgen.generate import SamplingConfig, continue_performance, sample
 from musicgen.midi import read_midi
-from musicgen.model import IGNORE
+from musicgen.model import IGNORE, build_model
 from musicgen.tokenizer import NOTE_PITCH
 
 
@@ -108,3 +111,18 @@ def test_an_event_checkpoint_loads_and_continues_a_performance(event_model, tmp_
         loaded, tok2, read_midi(midi_files[1]), SamplingConfig(seconds=4, seed=3)
     )
     assert 4.0 - 0.01 < results[0].seconds <= 4.0 + 1e-6 and len(results[0].added)
+
+
+def test_a_checkpoint_saved_before_the_decoder_choice_loads_with_its_mlp(
+    tiny_event_model, tokenizer, tmp_path
+):
+    config = replace(tiny_event_model.config, field_decoder="mlp")
+    model = build_model(config, tokenizer.pad_id)
+    save_checkpoint(tmp_path, model, tokenizer)
+    config = json.loads((tmp_path / CONFIG_FILE).read_text())
+    del config["model"]["field_decoder"]  # as saved before the choice existed
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
+    loaded, _, _ = load_checkpoint(tmp_path)
+    assert loaded.config.field_decoder == "mlp"
+    for name, weight in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], weight)
