@@ -193,7 +193,7 @@ def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decod
             devices.cpu_name(),
             devices.describe(model.embed.weight.device),
             f"torch {torch.__version__}",
-            f"onnxruntime {onnx_step.version()}",
+            f"onnxruntime {onnx_step.version()} {onnx_step.OnnxDecoder.GRAPH}",
         )
     )
     remembered = _read_json(choices).get(key)
