@@ -177,10 +177,14 @@ def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decod
         return torch_decoder(model, compile_step=True)
     if not cpu:
         raise InvalidParameterError("The onnx-int8 decoder runs on the CPU only.")
-    fast = Decoder("onnx-int8", onnx_step.OnnxDecoder(model))
     if setting == "onnx-int8":
-        return fast
+        return Decoder("onnx-int8", onnx_step.OnnxDecoder(model))
     eager = torch_decoder(model)
+    try:
+        fast = Decoder("onnx-int8", onnx_step.OnnxDecoder(model))
+    except Exception as exc:  # an ONNX Runtime without the operators the graph needs, say
+        log.warning("decoder: torch-eager (the int8 step could not be built: %s)", exc)
+        return eager
     # Measured once per machine and model, then remembered: two paths within a few per cent
     # of each other could flip from one launch to the next, and with them the music a seed
     # gives (the int8 path samples other notes).

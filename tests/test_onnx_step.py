@@ -73,3 +73,18 @@ def test_decoder_setting(tiny_model, monkeypatch):
     assert choose_decoder(model).name == "torch-eager"
     with pytest.raises(InvalidParameterError, match="onnx-int8"):
         choose_decoder(model, "fastest")
+
+
+def test_a_failing_int8_build_falls_back_to_pytorch(tiny_model, monkeypatch):
+    """An ONNX Runtime that cannot run the graph (too old, an operator missing) must not stop
+    the studio from starting: the automatic choice says why and decodes with PyTorch."""
+    from musicgen import onnx_step
+
+    def unbuildable(model):
+        raise RuntimeError("no kernel for GroupQueryAttention")
+
+    monkeypatch.setattr(onnx_step, "OnnxDecoder", unbuildable)
+    model, _ = tiny_model
+    assert choose_decoder(model).name == "torch-eager"
+    with pytest.raises(RuntimeError, match="GroupQueryAttention"):
+        choose_decoder(model, "onnx-int8")  # asked for by name: the error is the answer
