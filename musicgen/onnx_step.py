@@ -122,13 +122,7 @@ def _step_graph(model: MusicTransformer):
         g = node("Gelu", [u], [f"gelu_{i}"], approximate="tanh")
         d = node("MatMul", [g, weight(f"down_{i}", block.mlp.down.weight)], [f"down_out_{i}"])
         x = node("Add", [x2, d], [f"x_{i + 1}"])
-    node(
-        "RMSNormalization",
-        [x, weight("final_w", model.norm.weight, False)],
-        ["state"],
-        axis=-1,
-        epsilon=eps,
-    )
+    rms(x, model.norm.weight, "state")
     graph = helper.make_graph(nodes, "trunk_step", inputs, outputs, inits)
     opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)]
     proto = helper.make_model(graph, opset_imports=opsets)
