@@ -193,7 +193,7 @@ def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decod
     choices = default_cache_root() / DECODER_CHOICES
     key = " | ".join(
         (
-            onnx_step.weights_key(model),
+            onnx_step.model_key(model),
             devices.cpu_name(),
             devices.describe(model.embed.weight.device),
             f"torch {torch.__version__}",

@@ -22,6 +22,7 @@ model's logits, or the two-level model's state, whose fields its field decoder t
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -130,9 +131,10 @@ def _step_graph(model: MusicTransformer):
     return proto
 
 
-def weights_key(model: MusicTransformer) -> str:
-    """A short hash of a model's weights."""
-    h = hashlib.sha256()
+def model_key(model: MusicTransformer) -> str:
+    """A short hash of a model's architecture and weights: the graph holds both (the rotary
+    tables' length and base, the heads), so equal weights under another config get their own."""
+    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
     for name, t in model.state_dict().items():
         h.update(name.encode())
         h.update(t.detach().float().cpu().numpy().tobytes())
@@ -154,7 +156,7 @@ class OnnxDecoder:
             raise InvalidParameterError("The onnx-int8 decoder runs float32 models on the CPU.")
         self.model = model
         folder = Path(tempfile.gettempdir()) / "musicgen-onnx"
-        path = folder / f"{weights_key(model)}-{self.GRAPH}-{'int8' if quantize else 'fp32'}.onnx"
+        path = folder / f"{model_key(model)}-{self.GRAPH}-{'int8' if quantize else 'fp32'}.onnx"
         if not path.is_file():
             folder.mkdir(parents=True, exist_ok=True)
             plain = path.with_suffix(f".{os.getpid()}.fp32")

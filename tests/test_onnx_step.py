@@ -1,6 +1,8 @@
 """The ONNX Runtime decoding step against the model's own (the CPU's fast path), for token
 and two-level models."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from musicgen.errors import InvalidParameterError
 from musicgen.events import to_events
 from musicgen.generate import Decoder, SamplingConfig, choose_decoder, sample, sample_tokens
 from musicgen.midi import read_midi
+from musicgen.model import build_model
 from musicgen.onnx_step import OnnxDecoder
 
 
@@ -31,6 +34,23 @@ def test_float32_graphs_compute_what_the_model_computes(tiny_model):
     int8 = step_logits(model, OnnxDecoder(model), x)  # weights and activations quantized
     assert not torch.equal(int8, expected)
     assert (int8.softmax(-1) - expected.softmax(-1)).abs().max() < 0.05
+
+
+@torch.inference_mode()
+def test_equal_weights_under_another_config_get_their_own_graph(tiny_model):
+    """The graph holds the architecture too (here the rotary base): a model with the same
+    weights and another config must not step through the first one's cached graph."""
+    model, tok = tiny_model
+    other = build_model(dataclasses.replace(model.config, rope_base=500.0), pad_id=0).eval()
+    other.load_state_dict(model.state_dict())
+    x = torch.randint(0, tok.vocab_size, (1, 40))
+    OnnxDecoder(model, quantize=False)  # the first model's graph, built and kept on disk
+    torch.testing.assert_close(
+        step_logits(other, OnnxDecoder(other, quantize=False), x),
+        step_logits(other, other.decode_step, x),
+        atol=1e-4,
+        rtol=1e-4,
+    )
 
 
 def test_float32_graphs_sample_the_same_tokens(tiny_model, midi_files):
