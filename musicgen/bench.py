@@ -25,7 +25,7 @@ from . import device as devices
 from . import onnx_step
 from .checkpoint import BUNDLED_CHECKPOINTS, REPO_ROOT, load_checkpoint, resolve
 from .events import to_events
-from .generate import Decoder, SamplingConfig, sample, torch_decoder
+from .generate import SamplingConfig, int8_decoder, sample, torch_decoder
 from .midi import read_midi
 from .tokenizer import NOTE_PITCH
 
@@ -172,7 +172,7 @@ def decode_paths(device: torch.device) -> dict[str, Callable]:
     paths = {"torch-eager": torch_decoder}
     if device.type == "cpu":
         if onnx_step.available():
-            paths["onnx-int8"] = lambda model: Decoder("onnx-int8", onnx_step.OnnxDecoder(model))
+            paths["onnx-int8"] = int8_decoder
     else:
         paths["torch-compiled"] = lambda model: torch_decoder(model, compile_step=True)
     return paths

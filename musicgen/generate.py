@@ -158,6 +158,13 @@ def torch_decoder(model: MusicTransformer, compile_step: bool = False) -> Decode
     return Decoder("torch-compiled", step, static_cache=True)
 
 
+def int8_decoder(model: MusicTransformer) -> Decoder:
+    """The trunk's step as one int8 ONNX Runtime call (onnx_step.py), for float32 CPU models."""
+    from . import onnx_step
+
+    return Decoder("onnx-int8", onnx_step.OnnxDecoder(model))
+
+
 def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decoder:
     """The decoder a studio uses: $MUSICGEN_DECODER or `setting` ("torch", "onnx-int8",
     "torch-compiled"), else by measurement: on a CPU with ONNX Runtime installed, the faster of
@@ -178,10 +185,10 @@ def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decod
     if not cpu:
         raise InvalidParameterError("The onnx-int8 decoder runs on the CPU only.")
     if setting == "onnx-int8":
-        return Decoder("onnx-int8", onnx_step.OnnxDecoder(model))
+        return int8_decoder(model)
     eager = torch_decoder(model)
     try:
-        fast = Decoder("onnx-int8", onnx_step.OnnxDecoder(model))
+        fast = int8_decoder(model)
     except Exception as exc:  # an ONNX Runtime without the operators the graph needs, say
         log.warning("decoder: torch-eager (the int8 step could not be built: %s)", exc)
         return eager
@@ -193,7 +200,7 @@ def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decod
     choices = default_cache_root() / DECODER_CHOICES
     key = " | ".join(
         (
-            onnx_step.model_key(model),
+            fast.step.key,  # the model's, as the int8 step hashed it
             devices.cpu_name(),
             devices.describe(model.embed.weight.device),
             f"torch {torch.__version__}",

@@ -155,8 +155,9 @@ class OnnxDecoder:
         if model.embed.weight.dtype != torch.float32 or model.embed.weight.device.type != "cpu":
             raise InvalidParameterError("The onnx-int8 decoder runs float32 models on the CPU.")
         self.model = model
+        self.key = model_key(model)  # hashing the weights takes ~0.1 s at the base size: once
         folder = Path(tempfile.gettempdir()) / "musicgen-onnx"
-        path = folder / f"{model_key(model)}-{self.GRAPH}-{'int8' if quantize else 'fp32'}.onnx"
+        path = folder / f"{self.key}-{self.GRAPH}-{'int8' if quantize else 'fp32'}.onnx"
         if not path.is_file():
             folder.mkdir(parents=True, exist_ok=True)
             plain = path.with_suffix(f".{os.getpid()}.fp32")
