@@ -4,7 +4,11 @@ against the one-call int8 step (musicgen/onnx_step.py); for a two-level model al
 decoder writing one event's four fields (sampling included). Random weights: a speed
 measurement, not music. Prints JSON.
 
-    python benchmarks/step_speed.py [--steps 60] [--repeats 5]
+`--cached 400 768 1536 --sizes base --kinds tokens`: the base-size token step by how much is
+cached (a model's context is raised to fit the longest).
+
+    python benchmarks/step_speed.py [--steps 60] [--repeats 5] [--cached N ...]
+        [--sizes small base] [--kinds tokens events]
 """
 
 import argparse
@@ -35,9 +39,9 @@ def four_fields(model, h, cache, end: int, generator) -> None:
 
 
 @torch.inference_mode()
-def measure(model, steps: int, repeats: int) -> dict:
+def measure(model, steps: int, repeats: int, cached: int = CACHED) -> dict:
     events = model.config.representation == "events"
-    shape = (1, CACHED + steps, FIELDS) if events else (1, CACHED + steps)
+    shape = (1, cached + steps, FIELDS) if events else (1, cached + steps)
     x = torch.randint(1, VOCAB, shape, generator=torch.Generator().manual_seed(0))
     paths = {"torch-eager": model.decode_step, "onnx-int8-one-call": OnnxDecoder(model)}
     times = {name: [] for name in paths} | ({"four_fields": []} if events else {})
@@ -45,8 +49,8 @@ def measure(model, steps: int, repeats: int) -> dict:
     for _ in range(repeats):  # interleaved, so that both paths see the same machine
         for name, step in paths.items():
             cache = model.new_cache(1)
-            model.prefill(x[:, :CACHED], cache)
-            for i in range(CACHED, CACHED + steps):
+            model.prefill(x[:, :cached], cache)
+            for i in range(cached, cached + steps):
                 started = time.perf_counter()
                 h = step(x[:, i : i + 1], torch.tensor([i]), cache)
                 times[name].append(time.perf_counter() - started)
@@ -61,27 +65,35 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cached", type=int, nargs="+", default=[CACHED])
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    parser.add_argument(
+        "--kinds", nargs="+", choices=["tokens", "events"], default=["tokens", "events"]
+    )
     args = parser.parse_args()
     result = {
         "machine": {"cpu": devices.cpu_name(), "torch_threads": torch.get_num_threads()},
-        "cached": CACHED,
+        "cached": args.cached,
         "ms_per_step": {},
     }
-    for size, (layers, width, heads, context) in SIZES.items():
-        for kind in ("tokens", "events"):
+    for size in args.sizes:
+        layers, width, heads, context = SIZES[size]
+        for kind in args.kinds:
             torch.manual_seed(0)
             config = ModelConfig(
                 vocab_size=VOCAB,
-                block_size=context,
+                block_size=max(context, max(args.cached) + args.steps),
                 n_layer=layers,
                 n_head=heads,
                 n_embd=width,
                 representation=kind,
             )
             model = build_model(config, pad_id=0).eval()
-            figures = measure(model, args.steps, args.repeats)
-            result["ms_per_step"][f"{size}-{kind}"] = figures
-            print(json.dumps({f"{size}-{kind}": figures}), flush=True)
+            for cached in args.cached:
+                figures = measure(model, args.steps, args.repeats, cached)
+                name = f"{size}-{kind}" + (f"-{cached}" if len(args.cached) > 1 else "")
+                result["ms_per_step"][name] = figures
+                print(json.dumps({name: figures}), flush=True)
     print(json.dumps(result))
 
 
