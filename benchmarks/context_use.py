@@ -1,0 +1,136 @@
+"""How much of its context does a model use, and can it be given more without training? JSON.
+
+1. **Within the trained window** (`by_context`): full windows from test pieces (up to 4 a
+   piece, none at a piece's start); each token's NLL grouped by how many tokens of context
+   predicted it, for every token and for the pitch tokens alone (which note: the key). If the
+   NLL still falls at the window's far end, the model would use more context than it has.
+2. **Beyond it** (`stretched`): the model's rotary tables stretched to twice its window with no
+   training — an NTK-aware base (base · 2^(d/(d-2))) or YaRN (only the slow dimensions
+   interpolated, attention sharpened by 0.1·ln 2 + 1) — scored with evaluate's protocol (windows
+   sliding by half) on the same pieces, against the trained window.
+
+    python benchmarks/context_use.py --data ../shared/data/maestro-v3.0.0 [--pieces 24]
+        [--checkpoint DIR]
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from musicgen.checkpoint import load_checkpoint, resolve
+from musicgen.data import build_cache
+from musicgen.evaluate import PARTS, nll_by_part, windows
+from musicgen.tokenizer import NOTE_PITCH
+
+CONTEXT_EDGES = (1, 64, 128, 256, 512, 768, 1024)  # tokens of context, as bucket edges
+WINDOWS_PER_PIECE = 4
+STRETCH = 2  # how many times the trained window the stretched tables reach
+
+
+def rotary_frequencies(model, kind: str) -> tuple[torch.Tensor, float]:
+    """(inverse frequencies (hd/2,), attention scale) of the trained tables or a stretch."""
+    config = model.config
+    d, base, block = config.head_dim, config.rope_base, config.block_size
+    exponents = torch.arange(0, d, 2, dtype=torch.float32) / d
+    if kind == "ntk":
+        return 1.0 / (base * STRETCH ** (d / (d - 2))) ** exponents, 1.0
+    inv_freq = 1.0 / base**exponents
+    if kind == "yarn":  # Peng et al. 2023: dims turning < 1 time over the window interpolated,
+        turns = block * inv_freq / (2 * math.pi)  # > 32 times kept, a ramp between
+        kept = ((turns - 1) / (32 - 1)).clamp(0, 1)
+        inv_freq = kept * inv_freq + (1 - kept) * inv_freq / STRETCH
+        return inv_freq, 0.1 * math.log(STRETCH) + 1
+    return inv_freq, 1.0
+
+
+def set_rotary(model, block: int, inv_freq: torch.Tensor, scale: float) -> None:
+    """Rotary tables for `block` positions; `scale` multiplies q and k (both tables)."""
+    angles = torch.outer(torch.arange(block, dtype=torch.float32), inv_freq)
+    model.rope_cos, model.rope_sin = angles.cos() * scale, angles.sin() * scale
+    model.config = dataclasses.replace(model.config, block_size=block)
+
+
+@torch.inference_mode()
+def by_context(model, tok, pieces: list[np.ndarray]) -> list[dict]:
+    block = model.config.block_size
+    edges = [e for e in CONTEXT_EDGES if e < block] + [block + 1]
+    context = np.arange(1, block + 1)  # tokens of context behind each target of a window
+    bucket = np.digitize(context, edges) - 1
+    sums = np.zeros((2, len(edges) - 1))
+    counts = np.zeros_like(sums)
+    for ids in pieces:
+        starts = range(block, len(ids) - block - 1, block)  # skip the piece's first window
+        for start in list(starts)[:WINDOWS_PER_PIECE]:
+            window = torch.as_tensor(ids[start : start + block + 1])[None]
+            with torch.autocast("cpu", torch.bfloat16):
+                logits, _ = model(window[:, :-1])
+            nll = F.cross_entropy(logits[0].float(), window[0, 1:], reduction="none").numpy()
+            pitch = tok.kind[ids[start + 1 : start + block + 1]] == NOTE_PITCH
+            for row, keep in enumerate((np.ones_like(pitch), pitch)):
+                np.add.at(sums[row], bucket[keep], nll[keep])
+                np.add.at(counts[row], bucket[keep], 1)
+    return [
+        {
+            "context_tokens": f"{edges[i]}-{edges[i + 1] - 1}",
+            "nll_per_token": round(float(sums[0, i] / counts[0, i]), 4),
+            "nll_per_pitch_token": round(float(sums[1, i] / counts[1, i]), 4),
+            "tokens": int(counts[0, i]),
+        }
+        for i in range(len(edges) - 1)
+    ]
+
+
+@torch.inference_mode()
+def nll_per_note(model, tok, pieces: list[np.ndarray]) -> dict:
+    """evaluate's protocol on these pieces (bf16 autocast, as evaluate on a CPU)."""
+    total, notes = torch.zeros(len(PARTS), dtype=torch.float64), 0
+    for ids in pieces:
+        notes += int((tok.kind[ids] == NOTE_PITCH).sum())
+        seq = np.concatenate([[tok.bos_id], ids])
+        for x, y in windows(seq, model.config.block_size):
+            with torch.autocast("cpu", torch.bfloat16):
+                total += nll_by_part(model, tok, torch.as_tensor(x)[None], torch.as_tensor(y)[None])
+    return {
+        "nll_per_note": round(float(total.sum()) / notes, 4),
+        "by_part": {p: round(float(t) / notes, 4) for p, t in zip(PARTS, total)},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--pieces", type=int, default=24)
+    parser.add_argument("--checkpoint")
+    args = parser.parse_args()
+    directory = resolve(args.checkpoint)
+    model, tok, _ = load_checkpoint(directory)
+    cache = build_cache(args.data, tok)
+    test = cache.pieces("test")
+    chosen = np.linspace(0, len(test) - 1, args.pieces).astype(int)
+    pieces = [cache.piece_tokens(test[i]) for i in chosen]
+    started = time.perf_counter()
+    block = model.config.block_size
+    result = {
+        "checkpoint": directory.name,
+        "pieces": len(pieces),
+        "block_size": block,
+        "by_context": by_context(model, tok, pieces),
+        "trained": nll_per_note(model, tok, pieces),
+        "stretched": {},
+    }
+    for kind in ("ntk", "yarn"):
+        set_rotary(model, STRETCH * block, *rotary_frequencies(model, kind))
+        result["stretched"][f"{kind}, {STRETCH * block} tokens"] = nll_per_note(model, tok, pieces)
+        set_rotary(model, block, *rotary_frequencies(model, "trained"))
+    result["seconds"] = round(time.perf_counter() - started)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
