@@ -5,7 +5,8 @@
    predicted it, for every token and for the pitch tokens alone (which note: the key). If the
    NLL still falls at the window's far end, the model would use more context than it has.
 2. **Beyond it** (`stretched`): the model's rotary tables stretched to twice its window with no
-   training — an NTK-aware base (base · 2^(d/(d-2))) or YaRN (only the slow dimensions
+   training — the trained frequencies run on past the window (extrapolate), every position
+   halved (linear), an NTK-aware base (base · 2^(d/(d-2))), or YaRN (only the slow dimensions
    interpolated, attention sharpened by 0.1·ln 2 + 1) — scored with evaluate's protocol (windows
    sliding by half) on the same pieces, against the trained window.
 
@@ -31,6 +32,7 @@ from musicgen.tokenizer import NOTE_PITCH
 CONTEXT_EDGES = (1, 64, 128, 256, 512, 768, 1024)  # tokens of context, as bucket edges
 WINDOWS_PER_PIECE = 4
 STRETCH = 2  # how many times the trained window the stretched tables reach
+STRETCHES = ("extrapolate", "linear", "ntk", "yarn")
 
 
 def rotary_frequencies(model, kind: str) -> tuple[torch.Tensor, float]:
@@ -41,12 +43,14 @@ def rotary_frequencies(model, kind: str) -> tuple[torch.Tensor, float]:
     if kind == "ntk":
         return 1.0 / (base * STRETCH ** (d / (d - 2))) ** exponents, 1.0
     inv_freq = 1.0 / base**exponents
+    if kind == "linear":
+        return inv_freq / STRETCH, 1.0
     if kind == "yarn":  # Peng et al. 2023: dims turning < 1 time over the window interpolated,
         turns = block * inv_freq / (2 * math.pi)  # > 32 times kept, a ramp between
         kept = ((turns - 1) / (32 - 1)).clamp(0, 1)
         inv_freq = kept * inv_freq + (1 - kept) * inv_freq / STRETCH
         return inv_freq, 0.1 * math.log(STRETCH) + 1
-    return inv_freq, 1.0
+    return inv_freq, 1.0  # trained, extrapolate
 
 
 def set_rotary(model, block: int, inv_freq: torch.Tensor, scale: float) -> None:
@@ -124,7 +128,7 @@ def main() -> None:
         "trained": nll_per_note(model, tok, pieces),
         "stretched": {},
     }
-    for kind in ("ntk", "yarn"):
+    for kind in STRETCHES:
         set_rotary(model, STRETCH * block, *rotary_frequencies(model, kind))
         result["stretched"][f"{kind}, {STRETCH * block} tokens"] = nll_per_note(model, tok, pieces)
         set_rotary(model, block, *rotary_frequencies(model, "trained"))
