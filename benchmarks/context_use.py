@@ -8,7 +8,8 @@
    training — the trained frequencies run on past the window (extrapolate), every position
    halved (linear), an NTK-aware base (base · 2^(d/(d-2))), or YaRN (only the slow dimensions
    interpolated, attention sharpened by 0.1·ln 2 + 1) — scored with evaluate's protocol (windows
-   sliding by half) on the same pieces, against the trained window.
+   sliding by half) on the same pieces, against the trained window. Both under bf16 autocast
+   (`evaluate` on a CPU computes float32: about twice the time).
 
     python benchmarks/context_use.py --data ../shared/data/maestro-v3.0.0 [--pieces 24]
         [--checkpoint DIR]
@@ -26,7 +27,8 @@ import torch.nn.functional as F
 
 from musicgen.checkpoint import load_checkpoint, resolve
 from musicgen.data import build_cache
-from musicgen.evaluate import PARTS, nll_by_part, windows
+from musicgen.evaluate import PARTS, score_windows, windows
+from musicgen.model import rope_frequencies
 from musicgen.tokenizer import NOTE_PITCH
 
 CONTEXT_EDGES = (1, 64, 128, 256, 512, 768, 1024)  # tokens of context, as bucket edges
@@ -36,13 +38,12 @@ STRETCHES = ("extrapolate", "linear", "ntk", "yarn")
 
 
 def rotary_frequencies(model, kind: str) -> tuple[torch.Tensor, float]:
-    """(inverse frequencies (hd/2,), attention scale) of the trained tables or a stretch."""
+    """(inverse frequencies (hd/2,), attention scale) of a stretch to STRETCH × the window."""
     config = model.config
     d, base, block = config.head_dim, config.rope_base, config.block_size
-    exponents = torch.arange(0, d, 2, dtype=torch.float32) / d
     if kind == "ntk":
-        return 1.0 / (base * STRETCH ** (d / (d - 2))) ** exponents, 1.0
-    inv_freq = 1.0 / base**exponents
+        return rope_frequencies(d, base * STRETCH ** (d / (d - 2))), 1.0
+    inv_freq = rope_frequencies(d, base)
     if kind == "linear":
         return inv_freq / STRETCH, 1.0
     if kind == "yarn":  # Peng et al. 2023: dims turning < 1 time over the window interpolated,
@@ -50,7 +51,7 @@ def rotary_frequencies(model, kind: str) -> tuple[torch.Tensor, float]:
         kept = ((turns - 1) / (32 - 1)).clamp(0, 1)
         inv_freq = kept * inv_freq + (1 - kept) * inv_freq / STRETCH
         return inv_freq, 0.1 * math.log(STRETCH) + 1
-    return inv_freq, 1.0  # trained, extrapolate
+    return inv_freq, 1.0  # extrapolate
 
 
 def set_rotary(model, block: int, inv_freq: torch.Tensor, scale: float) -> None:
@@ -69,8 +70,8 @@ def by_context(model, tok, pieces: list[np.ndarray]) -> list[dict]:
     sums = np.zeros((2, len(edges) - 1))
     counts = np.zeros_like(sums)
     for ids in pieces:
-        starts = range(block, len(ids) - block - 1, block)  # skip the piece's first window
-        for start in list(starts)[:WINDOWS_PER_PIECE]:
+        # up to WINDOWS_PER_PIECE full windows, the piece's first skipped
+        for start in range(block, len(ids) - block - 1, block)[:WINDOWS_PER_PIECE]:
             window = torch.as_tensor(ids[start : start + block + 1])[None]
             with torch.autocast("cpu", torch.bfloat16):
                 logits, _ = model(window[:, :-1])
@@ -90,16 +91,12 @@ def by_context(model, tok, pieces: list[np.ndarray]) -> list[dict]:
     ]
 
 
-@torch.inference_mode()
 def nll_per_note(model, tok, pieces: list[np.ndarray]) -> dict:
-    """evaluate's protocol on these pieces (bf16 autocast, as evaluate on a CPU)."""
-    total, notes = torch.zeros(len(PARTS), dtype=torch.float64), 0
-    for ids in pieces:
-        notes += int((tok.kind[ids] == NOTE_PITCH).sum())
-        seq = np.concatenate([[tok.bos_id], ids])
-        for x, y in windows(seq, model.config.block_size):
-            with torch.autocast("cpu", torch.bfloat16):
-                total += nll_by_part(model, tok, torch.as_tensor(x)[None], torch.as_tensor(y)[None])
+    """evaluate's protocol on these pieces (its windows and scoring, under bf16 autocast)."""
+    block = model.config.block_size
+    pairs = [w for ids in pieces for w in windows(np.concatenate([[tok.bos_id], ids]), block)]
+    total = score_windows(model, tok, pairs, torch.bfloat16)
+    notes = sum(int((tok.kind[ids] == NOTE_PITCH).sum()) for ids in pieces)
     return {
         "nll_per_note": round(float(total.sum()) / notes, 4),
         "by_part": {p: round(float(t) / notes, 4) for p, t in zip(PARTS, total)},
@@ -131,7 +128,8 @@ def main() -> None:
     for kind in STRETCHES:
         set_rotary(model, STRETCH * block, *rotary_frequencies(model, kind))
         result["stretched"][f"{kind}, {STRETCH * block} tokens"] = nll_per_note(model, tok, pieces)
-        set_rotary(model, block, *rotary_frequencies(model, "trained"))
+        trained = rope_frequencies(model.config.head_dim, model.config.rope_base)
+        set_rotary(model, block, trained, 1.0)
     result["seconds"] = round(time.perf_counter() - started)
     print(json.dumps(result, indent=1))
 

@@ -53,6 +53,27 @@ def nll_by_part(model, tokenizer: PerformanceTokenizer, inputs, targets) -> torc
     return torch.zeros(len(PARTS), device=out.device).index_add_(0, index, nll)
 
 
+@torch.inference_mode()
+def score_windows(
+    model, tokenizer, pairs: list, autocast: torch.dtype, batch_size: int = 16, desc: str = ""
+) -> torch.Tensor:
+    """The summed NLL by part (len(PARTS),) of (input, target) windows (from `windows`),
+    scored in padded batches under `autocast` on the model's device."""
+    dev = model.embed.weight.device
+    total = torch.zeros(len(PARTS), dtype=torch.float64)
+    for i in tqdm(range(0, len(pairs), batch_size), desc=desc, unit="batch", mininterval=5.0):
+        chunk = pairs[i : i + batch_size]
+        shape = (len(chunk), max(len(x) for x, _ in chunk), *chunk[0][0].shape[1:])
+        inputs = np.full(shape, tokenizer.pad_id, dtype=np.int64)
+        targets = np.full(shape, IGNORE, dtype=np.int64)
+        for row, (x, y) in enumerate(chunk):
+            inputs[row, : len(x)], targets[row, : len(y)] = x, y
+        with devices.autocast(dev, autocast):
+            inputs, targets = torch.from_numpy(inputs).to(dev), torch.from_numpy(targets).to(dev)
+            total += nll_by_part(model, tokenizer, inputs, targets).double().cpu()
+    return total
+
+
 def _pieces(cache: TokenCache, split: str, max_files: int | None) -> list[dict]:
     pieces = cache.pieces(split)
     if not pieces:
@@ -120,19 +141,9 @@ def evaluate_checkpoint(
         tokens += len(ids)
         notes += int((tokenizer.kind[ids] == NOTE_PITCH).sum())
         seconds += piece["seconds"]
-    total, started = torch.zeros(len(PARTS), dtype=torch.float64), time.perf_counter()
-    for i in tqdm(
-        range(0, len(pairs), batch_size), desc=f"evaluating {split}", unit="batch", mininterval=5.0
-    ):
-        chunk = pairs[i : i + batch_size]
-        shape = (len(chunk), max(len(x) for x, _ in chunk), *chunk[0][0].shape[1:])
-        inputs = np.full(shape, tokenizer.pad_id, dtype=np.int64)
-        targets = np.full(shape, IGNORE, dtype=np.int64)
-        for row, (x, y) in enumerate(chunk):
-            inputs[row, : len(x)], targets[row, : len(y)] = x, y
-        with devices.autocast(dev, devices.inference_dtype(dev) if dtype is None else dtype):
-            inputs, targets = torch.from_numpy(inputs).to(dev), torch.from_numpy(targets).to(dev)
-            total += nll_by_part(model, tokenizer, inputs, targets).double().cpu()
+    started = time.perf_counter()
+    autocast = devices.inference_dtype(dev) if dtype is None else dtype
+    total = score_windows(model, tokenizer, pairs, autocast, batch_size, f"evaluating {split}")
     return _summary(
         float(total.sum()),
         tokens,

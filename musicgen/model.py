@@ -140,9 +140,15 @@ class KVCache:
         return self.causal[positions] if self.static else None
 
 
+def rope_frequencies(head_dim: int, base: float) -> torch.Tensor:
+    """The rotation speed (radians per position) of each of the head's hd/2 pairs."""
+    return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+
+
 def rope_tables(head_dim: int, length: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
-    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-    angles = torch.outer(torch.arange(length, dtype=torch.float32), inv_freq)  # (T, hd/2)
+    angles = torch.outer(
+        torch.arange(length, dtype=torch.float32), rope_frequencies(head_dim, base)
+    )
     return angles.cos(), angles.sin()
 
 
