@@ -1,14 +1,12 @@
 """What one decoding step costs, path by path: milliseconds per step at batch 1 with 400 positions
-cached, for maestro-small's and maestro-base's sizes, token and two-level trunks, PyTorch eager
-against the one-call int8 step (musicgen/onnx_step.py); for a two-level model also its field
-decoder writing one event's four fields (sampling included). Random weights: a speed
-measurement, not music. Prints JSON.
+cached, for maestro-small's and maestro-base's sizes, PyTorch eager against the one-call int8
+step (musicgen/onnx_step.py). Random weights: a speed measurement, not music. Prints JSON.
 
-`--cached 400 768 1536 --sizes base --kinds tokens`: the base-size token step by how much is
-cached (a model's context is raised to fit the longest).
+`--cached 400 768 1536 --sizes base`: the base-size step by how much is cached (a model's
+context is raised to fit the longest).
 
     python benchmarks/step_speed.py [--steps 60] [--repeats 5] [--cached N ...]
-        [--sizes small base] [--kinds tokens events]
+        [--sizes small base]
 """
 
 import argparse
@@ -19,45 +17,26 @@ import numpy as np
 import torch
 
 from musicgen import device as devices
-from musicgen.events import FIELDS
-from musicgen.model import ModelConfig, build_model
+from musicgen.model import ModelConfig, MusicTransformer
 from musicgen.onnx_step import OnnxDecoder
 
 SIZES = {"small": (6, 256, 4, 512), "base": (8, 512, 8, 1024)}  # layers, width, heads, context
 CACHED, VOCAB = 400, 783
 
 
-def four_fields(model, h, cache, end: int, generator) -> None:
-    """The sampler's work for one event after the trunk step: each field's logits from the
-    fields before it, a draw, its log-probability (generate_events.sample_events)."""
-    before = torch.zeros_like(h)
-    for field in range(FIELDS):
-        raw = model.field_logits(h, before, field, cache, end).float()
-        chosen = torch.multinomial(raw.softmax(dim=-1), 1, generator=generator)[:, 0]
-        raw.log_softmax(dim=-1).gather(1, chosen[:, None])
-        before = before + model.embed_field(chosen)
-
-
 @torch.inference_mode()
 def measure(model, steps: int, repeats: int, cached: int = CACHED) -> dict:
-    events = model.config.representation == "events"
-    shape = (1, cached + steps, FIELDS) if events else (1, cached + steps)
-    x = torch.randint(1, VOCAB, shape, generator=torch.Generator().manual_seed(0))
+    x = torch.randint(1, VOCAB, (1, cached + steps), generator=torch.Generator().manual_seed(0))
     paths = {"torch-eager": model.decode_step, "onnx-int8-one-call": OnnxDecoder(model)}
-    times = {name: [] for name in paths} | ({"four_fields": []} if events else {})
-    generator = torch.Generator().manual_seed(0)
+    times = {name: [] for name in paths}
     for _ in range(repeats):  # interleaved, so that both paths see the same machine
         for name, step in paths.items():
             cache = model.new_cache(1)
             model.prefill(x[:, :cached], cache)
             for i in range(cached, cached + steps):
                 started = time.perf_counter()
-                h = step(x[:, i : i + 1], torch.tensor([i]), cache)
+                step(x[:, i : i + 1], torch.tensor([i]), cache)
                 times[name].append(time.perf_counter() - started)
-                if events and name == "torch-eager":
-                    started = time.perf_counter()
-                    four_fields(model, h, cache, i + 1, generator)
-                    times["four_fields"].append(time.perf_counter() - started)
     return {name: round(float(np.median(t)) * 1e3, 3) for name, t in times.items()}
 
 
@@ -67,9 +46,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cached", type=int, nargs="+", default=[CACHED])
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
-    parser.add_argument(
-        "--kinds", nargs="+", choices=["tokens", "events"], default=["tokens", "events"]
-    )
     args = parser.parse_args()
     result = {
         "machine": {"cpu": devices.cpu_name(), "torch_threads": torch.get_num_threads()},
@@ -78,22 +54,20 @@ def main() -> None:
     }
     for size in args.sizes:
         layers, width, heads, context = SIZES[size]
-        for kind in args.kinds:
-            torch.manual_seed(0)
-            config = ModelConfig(
-                vocab_size=VOCAB,
-                block_size=max(context, max(args.cached) + args.steps),
-                n_layer=layers,
-                n_head=heads,
-                n_embd=width,
-                representation=kind,
-            )
-            model = build_model(config, pad_id=0).eval()
-            for cached in args.cached:
-                figures = measure(model, args.steps, args.repeats, cached)
-                name = f"{size}-{kind}" + (f"-{cached}" if len(args.cached) > 1 else "")
-                result["ms_per_step"][name] = figures
-                print(json.dumps({name: figures}), flush=True)
+        torch.manual_seed(0)
+        config = ModelConfig(
+            vocab_size=VOCAB,
+            block_size=max(context, max(args.cached) + args.steps),
+            n_layer=layers,
+            n_head=heads,
+            n_embd=width,
+        )
+        model = MusicTransformer(config).eval()
+        for cached in args.cached:
+            figures = measure(model, args.steps, args.repeats, cached)
+            name = size + (f"-{cached}" if len(args.cached) > 1 else "")
+            result["ms_per_step"][name] = figures
+            print(json.dumps({name: figures}), flush=True)
     print(json.dumps(result))
 
 

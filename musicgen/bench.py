@@ -24,8 +24,8 @@ import torch
 from . import device as devices
 from . import onnx_step
 from .checkpoint import BUNDLED_CHECKPOINTS, REPO_ROOT, load_checkpoint, resolve
-from .events import to_events
-from .generate import SamplingConfig, int8_decoder, sample, torch_decoder
+from .decoders import int8_decoder, torch_decoder
+from .generate import SamplingConfig, sample
 from .midi import read_midi
 from .tokenizer import NOTE_PITCH
 
@@ -55,11 +55,9 @@ def _machine(device: torch.device) -> dict:
 
 
 def _time_generation(model, tok, prompt, config, repeats, decoder) -> dict:
-    """Best of `repeats` runs of sampling with `decoder`. Tokens are flat tokens (an event
-    model's notes counted as the tokens they stand for); steps are the trunk's decoding steps
-    (a token model's tokens, an event model's events)."""
+    """Best of `repeats` runs of sampling with `decoder`; steps_per_note: decoding steps (one
+    a token) per note, what a representation of the notes costs the decoder."""
     best = None
-    events = model.config.representation == "events"
     for _ in range(repeats):
         started = time.perf_counter()
         out = [s.ids for s in sample(model, tok, prompt, config, decoder=decoder)]
@@ -68,13 +66,12 @@ def _time_generation(model, tok, prompt, config, repeats, decoder) -> dict:
             music = float(np.mean([tok.seconds_of(ids) for ids in out]))
             n = float(np.mean([len(ids) for ids in out]))
             notes = float(np.mean([(tok.kind[ids] == NOTE_PITCH).sum() for ids in out]))
-            steps = float(np.mean([len(to_events(tok, ids)) for ids in out])) if events else n
             best = {
                 "wall_s": round(wall, 4),
                 "tokens_per_candidate": round(n),
                 "tokens_per_s": round(n * len(out) / wall, 1),
                 "notes_per_s": round(notes * len(out) / wall, 1),
-                "steps_per_note": round(steps / max(notes, 1), 3),
+                "steps_per_note": round(n / max(notes, 1), 3),
                 "music_seconds": round(music, 2),
                 "real_time_factor": round(music / wall, 2),
             }
@@ -211,17 +208,14 @@ def _bench_checkpoint(
     model, tok, _ = load_checkpoint(directory, dev, devices.inference_dtype(dev))
     load_s = time.perf_counter() - started
     prompt = tok.encode(read_midi(PROMPT, isolate=False))
-    events = model.config.representation == "events"
     result = {
         "parameters": model.num_params(),
-        "representation": model.config.representation,
         "model_load_s": round(load_s, 3),
         "prompt_tokens": len(prompt),
     }
     with torch.inference_mode():  # prefill: the prompt window into a fresh cache
         keep = model.config.block_size * 3 // 4  # the prompt part of the window, as generate()
-        positions = to_events(tok, prompt) if events else prompt
-        x = torch.as_tensor(positions[-keep:], device=dev)[None]
+        x = torch.as_tensor(prompt[-keep:], device=dev)[None]
         times = []
         for _ in range(max(repeats, 3)):
             cache = model.new_cache(1)
@@ -259,8 +253,6 @@ def _bench_checkpoint(
         return result
     n = 64 if quick else 256
     default = result.get(next(iter(decode_paths(dev))), {}).get("batch1")
-    if events:  # the no-cache baseline is the token models'
-        return result
     recompute = _time_recompute(model, prompt, 1, n)
     result[f"recompute_batch1_{n}_tokens"] = recompute
     if default:

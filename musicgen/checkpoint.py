@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError
-from .model import ModelConfig, MusicTransformer, build_model
+from .model import ModelConfig, MusicTransformer
 from .tokenizer import PerformanceTokenizer
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def load_checkpoint(
         raise CheckpointError(
             f"{directory / WEIGHTS_FILE} is corrupt or truncated: {exc}"
         ) from None
-    model = build_model(model_config, tokenizer.pad_id)
+    model = MusicTransformer(model_config)
     load_weights(model, state, directory)
     model.to(device=device, dtype=dtype).eval()
     return model, tokenizer, config

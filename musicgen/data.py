@@ -2,9 +2,8 @@
 
 The cache is one uint16 array of all tokens plus a JSON index (file, split, composer, offsets),
 keyed by a hash of the tokenizer configuration and the file list, so a second run is instant and a
-changed tokenizer never reads stale tokens. Training windows are sampled from it with Music
-Transformer's augmentation (transpose +-3 semitones, time-stretch +-5%) and optionally
-velocity shifts (the same notes played louder or softer).
+changed tokenizer never reads stale tokens. Training windows are sampled from it, augmented
+(augment.py).
 """
 
 from __future__ import annotations
@@ -23,8 +22,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from . import device as devices
+from .augment import Augmentation
 from .errors import MusicgenError
-from .events import to_events
 from .midi import read_midi
 from .model import IGNORE
 from .tokenizer import PerformanceTokenizer
@@ -133,10 +133,6 @@ def cache_key(tokenizer: PerformanceTokenizer, pieces: list[PieceInfo]) -> str:
     return h.hexdigest()[:16]
 
 
-def default_cache_root() -> Path:
-    return Path(os.environ.get("MUSICGEN_CACHE", Path.home() / ".cache" / "musicgen"))
-
-
 def build_cache(
     data_dir: str | Path,
     tokenizer: PerformanceTokenizer,
@@ -149,7 +145,7 @@ def build_cache(
     pieces = list_pieces(data_dir)
     if max_files:
         pieces = pieces[:max_files]
-    folder = Path(cache_root or default_cache_root()) / f"tokens-{cache_key(tokenizer, pieces)}"
+    folder = Path(cache_root or devices.cache_root()) / f"tokens-{cache_key(tokenizer, pieces)}"
     if (folder / "index.json").is_file():
         index = json.loads((folder / "index.json").read_text())
         return TokenCache(np.load(folder / "tokens.npy", mmap_mode="r"), index)
@@ -194,12 +190,9 @@ def build_cache(
 # Training windows
 
 
-STRETCHES = (0.95, 0.975, 1.0, 1.025, 1.05)
-
-
 class WindowSampler:
-    """Random (B, T+1) windows of [composer] BOS piece EOS, deterministic in (seed, rank, step):
-    of tokens, or with `events` of events ((B, T+1, FIELDS), see events.py)."""
+    """Random (B, T+1) token windows of [composer] BOS piece EOS, deterministic in
+    (seed, rank, step)."""
 
     def __init__(
         self,
@@ -210,50 +203,30 @@ class WindowSampler:
         augment: bool = True,
         composer_p: float = 0.5,
         velocity_shift: int = 0,
-        events: bool = False,
     ):
-        self.units = (lambda ids: to_events(tokenizer, ids)) if events else np.asarray
-        self.pieces = [
-            (self.units(cache.piece_tokens(p)), p["composer"]) for p in cache.pieces(split)
-        ]
+        self.pieces = [(cache.piece_tokens(p), p["composer"]) for p in cache.pieces(split)]
         if not self.pieces:
             raise MusicgenError(f"The data set has no pieces in the '{split}' split.")
         lengths = np.array([len(t) for t, _ in self.pieces], dtype=np.float64)
         self.weights = lengths / lengths.sum()  # sample pieces in proportion to their length
-        self.tok, self.length, self.augment, self.composer_p = (
-            tokenizer,
-            length,
-            augment,
-            composer_p,
-        )
-        self.stretch_tables = [tokenizer.stretch_table(f) for f in STRETCHES]
-        self.velocity_tables = [
-            tokenizer.velocity_table(s) for s in range(-velocity_shift, velocity_shift + 1)
-        ]
+        self.tok, self.length, self.composer_p = tokenizer, length, composer_p
+        self.augmentation = Augmentation(tokenizer, velocity_shift) if augment else None
 
     def window(self, rng: np.random.Generator) -> np.ndarray:
         ids, composer = self.pieces[rng.choice(len(self.pieces), p=self.weights)]
-        prefix = self.units(np.zeros(0, dtype=np.int64))
+        prefix = []
         composer_id = self.tok.composer_id(composer) if composer in self.tok.composers else None
         if composer_id is not None and rng.random() < self.composer_p:
-            prefix = self.units(np.array([composer_id]))
+            prefix = [composer_id]
         n = self.length + 1 - len(prefix)
-        seq = np.concatenate(
-            [self.units(np.array([self.tok.bos_id])), ids, self.units(np.array([self.tok.eos_id]))]
-        )
+        seq = np.concatenate([[self.tok.bos_id], ids, [self.tok.eos_id]]).astype(np.int64)
         start = rng.integers(0, max(1, len(seq) - n + 1))
         out = seq[start : start + n]
-        if self.augment:
-            stretched = self.stretch_tables[rng.integers(len(STRETCHES))][out]
-            if len(self.velocity_tables) > 1:  # louder or softer playing of the same notes
-                stretched = self.velocity_tables[rng.integers(len(self.velocity_tables))][stretched]
-            transposed = self.tok.transpose(stretched, int(rng.integers(-3, 4)))
-            # a transposition that would leave the keyboard: keep this window untransposed
-            out = stretched if transposed is None else transposed
+        if self.augmentation is not None:
+            out = self.augmentation(out, rng)
         out = np.concatenate([prefix, out]).astype(np.int64)
         if len(out) < self.length + 1:
-            padding = np.full((self.length + 1 - len(out), *out.shape[1:]), IGNORE)
-            out = np.concatenate([out, padding])
+            out = np.concatenate([out, np.full(self.length + 1 - len(out), IGNORE)])
         return out
 
     def batch(self, batch_size: int, seed: int, rank: int, step: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Device and precision choice: cuda (NVIDIA, and AMD through ROCm builds) -> mps -> xpu -> cpu."""
+"""The machine: device and precision choice (cuda (NVIDIA, and AMD through ROCm builds) -> mps ->
+xpu -> cpu), its processor's name, and where it keeps what it computed once (the cache root)."""
 
 from __future__ import annotations
 
@@ -81,3 +82,8 @@ def cpu_name() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def cache_root() -> Path:
+    """Where this machine keeps what is computed once and reused: token caches, decoder choices."""
+    return Path(os.environ.get("MUSICGEN_CACHE", Path.home() / ".cache" / "musicgen"))

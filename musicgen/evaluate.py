@@ -4,13 +4,10 @@ Each piece is `BOS tokens`; every piece token is scored once. Windows of the mod
 slide by half a context, and only the tokens not scored before are counted, so each token is
 predicted with at least half a context of history (Music Transformer's protocol).
 Per-note and per-second figures divide the same total NLL by the pieces' note count and length,
-which makes them comparable across tokenizations of the same music. A two-level model reads the
-same tokens as events (events.py) and scores each piece's tokens once the same way.
+which makes them comparable across tokenizations of the same music.
 
-The per-note total is also split into PARTS, the same for both kinds of model: when the next
-note comes and which pitch it is (a token model's shift and pitch tokens, with the piece's end;
-an event model's shift and pitch fields: the two models divide this part differently, so only
-its sum compares), then the note's velocity and its duration.
+The per-note total is also split into PARTS: when the next note comes and which pitch it is
+(the shift and pitch tokens, with the piece's end), then the note's velocity and its duration.
 """
 
 from __future__ import annotations
@@ -27,22 +24,16 @@ from . import device as devices
 from .checkpoint import load_checkpoint, resolve
 from .data import IGNORE, TokenCache, build_cache
 from .errors import MusicgenError
-from .events import to_events
 from .tokenizer import NOTE_DURATION, NOTE_PITCH, NOTE_VELOCITY, PerformanceTokenizer
 
 log = logging.getLogger(__name__)
 
 PARTS = ("onset_and_pitch", "velocity", "duration")
-FIELD_PART = (0, 0, 1, 2)  # an event's fields (shift, pitch, velocity, duration) -> PARTS
 
 
 def nll_by_part(model, tokenizer: PerformanceTokenizer, inputs, targets) -> torch.Tensor:
     """The summed NLL (len(PARTS),) of a batch's targets (IGNORE: not scored)."""
     out, _ = model(inputs)
-    if model.config.representation == "events":
-        per_field, _, _ = model.field_nll(out, targets)
-        index = torch.tensor(FIELD_PART, device=out.device)
-        return torch.zeros(len(PARTS), device=out.device).index_add_(0, index, per_field)
     nll = F.cross_entropy(
         out.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="none"
     )
@@ -63,7 +54,7 @@ def score_windows(
     total = torch.zeros(len(PARTS), dtype=torch.float64)
     for i in tqdm(range(0, len(pairs), batch_size), desc=desc, unit="batch", mininterval=5.0):
         chunk = pairs[i : i + batch_size]
-        shape = (len(chunk), max(len(x) for x, _ in chunk), *chunk[0][0].shape[1:])
+        shape = (len(chunk), max(len(x) for x, _ in chunk))
         inputs = np.full(shape, tokenizer.pad_id, dtype=np.int64)
         targets = np.full(shape, IGNORE, dtype=np.int64)
         for row, (x, y) in enumerate(chunk):
@@ -132,12 +123,11 @@ def evaluate_checkpoint(
     cache = build_cache(data, tokenizer, cache_dir)
     pieces = _pieces(cache, split, max_files)
 
-    events = model.config.representation == "events"
     pairs, tokens, notes, seconds = [], 0, 0, 0.0
     for piece in pieces:
         ids = cache.piece_tokens(piece)
         seq = np.concatenate([[tokenizer.bos_id], ids])
-        pairs += windows(to_events(tokenizer, seq) if events else seq, block)
+        pairs += windows(seq, block)
         tokens += len(ids)
         notes += int((tokenizer.kind[ids] == NOTE_PITCH).sum())
         seconds += piece["seconds"]

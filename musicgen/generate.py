@@ -9,28 +9,22 @@ everything inside the new window).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import device as devices
+from .decoders import Decoder, torch_decoder
 from .errors import InvalidParameterError, check_number
-from .events import FIELDS
 from .midi import OFFSET, ONSET, Performance, make_performance, merge
 from .model import MusicTransformer
 from .tokenizer import EXPECT_ONSET, NOTE_PITCH, PerformanceTokenizer
 
 log = logging.getLogger(__name__)
 
-DECODER_SETTINGS = ("auto", "torch", "onnx-int8", "torch-compiled")
-DECODER_CHOICES = "decoder-choices.json"  # under the cache root: each machine's measured choice
 MAX_CONTINUATION_SECONDS = 120.0  # the most music one request adds
 MAX_CANDIDATES = 4  # what the studio offers at once
 MAX_BATCH = 16  # candidates one sampling run takes (the GPU bench measures 16)
@@ -137,120 +131,6 @@ class _Tables:
         self.min_shift = float(tok.shift_seconds[tok.shift_seconds > 0].min())
 
 
-@dataclass(frozen=True)
-class Decoder:
-    """How decoding steps run: step(idx (B, 1), position (1,), cache) -> logits (B, vocab), and
-    whether the cache it needs is static (see KVCache)."""
-
-    name: str
-    step: Callable
-    static_cache: bool = False
-
-
-def torch_decoder(model: MusicTransformer, compile_step: bool = False) -> Decoder:
-    """The model's own decode_step, eager on a dynamic cache (the fastest eager path on CPUs and,
-    measured on an H100, on GPUs too), or compiled with torch.compile on a static cache, whose
-    fixed shapes let CUDA graphs replay the step (mode "reduce-overhead")."""
-    if not compile_step:
-        return Decoder("torch-eager", model.decode_step)
-    mode = "reduce-overhead" if model.embed.weight.device.type == "cuda" else None
-    step = torch.compile(model.decode_step, mode=mode, fullgraph=True, dynamic=False)
-    return Decoder("torch-compiled", step, static_cache=True)
-
-
-def int8_decoder(model: MusicTransformer) -> Decoder:
-    """The trunk's step as one int8 ONNX Runtime call (onnx_step.py), for float32 CPU models."""
-    from . import onnx_step
-
-    return Decoder("onnx-int8", onnx_step.OnnxDecoder(model))
-
-
-def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decoder:
-    """The decoder a studio uses: $MUSICGEN_DECODER or `setting` ("torch", "onnx-int8",
-    "torch-compiled"), else by measurement: on a CPU with ONNX Runtime installed, the faster of
-    PyTorch float32 and int8 ONNX Runtime over a few steps (machines differ: measure, do not
-    assume); elsewhere PyTorch eager."""
-    from . import onnx_step
-
-    setting = setting or os.environ.get("MUSICGEN_DECODER") or "auto"
-    if setting not in DECODER_SETTINGS:
-        raise InvalidParameterError(
-            f"Unknown decoder '{setting}': choose one of {', '.join(DECODER_SETTINGS)}."
-        )
-    cpu = model.embed.weight.device.type == "cpu"
-    if setting == "torch" or (setting == "auto" and (not cpu or not onnx_step.available())):
-        return torch_decoder(model)
-    if setting == "torch-compiled":
-        return torch_decoder(model, compile_step=True)
-    if not cpu:
-        raise InvalidParameterError("The onnx-int8 decoder runs on the CPU only.")
-    if setting == "onnx-int8":
-        return int8_decoder(model)
-    eager = torch_decoder(model)
-    try:
-        fast = int8_decoder(model)
-    except Exception as exc:  # an ONNX Runtime without the operators the graph needs, say
-        log.warning("decoder: torch-eager (the int8 step could not be built: %s)", exc)
-        return eager
-    # Measured once per machine and model, then remembered: two paths within a few per cent
-    # of each other could flip from one launch to the next, and with them the music a seed
-    # gives (the int8 path samples other notes).
-    from .data import default_cache_root
-
-    choices = default_cache_root() / DECODER_CHOICES
-    key = " | ".join(
-        (
-            fast.step.key,  # the model's, as the int8 step hashed it
-            devices.cpu_name(),
-            devices.describe(model.embed.weight.device),
-            f"torch {torch.__version__}",
-            f"onnxruntime {onnx_step.version()} {onnx_step.OnnxDecoder.GRAPH}",
-        )
-    )
-    remembered = _read_json(choices).get(key)
-    if remembered in (eager.name, fast.name):
-        log.info("decoder: %s (measured before on this machine: %s)", remembered, choices)
-        return eager if remembered == eager.name else fast
-    timed = {d: _seconds_per_step(model, d) for d in (eager, fast)}
-    log.info("decoder: %s", ", ".join(f"{d.name} {t * 1e3:.1f} ms/step" for d, t in timed.items()))
-    chosen = min(timed, key=timed.get)
-    _write_json(choices, _read_json(choices) | {key: chosen.name})
-    return chosen
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_json(path: Path, value: dict) -> None:
-    """Best effort (a read-only home only means measuring again next time)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(value, indent=1))
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.warning("could not remember the decoder choice in %s: %s", path, exc)
-
-
-@torch.inference_mode()
-def _seconds_per_step(model: MusicTransformer, decoder: Decoder, steps=8) -> float:
-    cached = min(256, model.config.block_size // 2)
-    fields = (FIELDS,) if model.config.representation == "events" else ()
-    x = torch.zeros(1, cached + steps, *fields, dtype=torch.long, device=model.embed.weight.device)
-    cache = model.new_cache(1, decoder.static_cache)
-    model.prefill(x[:, :cached], cache)
-    times = []
-    for i in range(cached, cached + steps):
-        started = time.perf_counter()
-        decoder.step(x[:, i : i + 1], torch.tensor([i]), cache)
-        times.append(time.perf_counter() - started)
-    return float(np.median(times[2:]))
-
-
 def _struck_at_last_onset(tok: PerformanceTokenizer, ids: np.ndarray) -> np.ndarray:
     """Pitch ids struck after the last time shift of a sequence (the current onset)."""
     shifts = np.flatnonzero(tok.shift_seconds[ids] > 0)
@@ -262,7 +142,7 @@ def _struck_at_last_onset(tok: PerformanceTokenizer, ids: np.ndarray) -> np.ndar
 class Sample:
     ids: np.ndarray  # the continuation's tokens (prompt not included)
     # the log-probability of each of those tokens under the model (nats, temperature 1,
-    # unfiltered; an event model's whole event on its first token)
+    # unfiltered)
     token_log_p: np.ndarray
     # The prompt's own level, the same for every candidate: the model's mean log-likelihood per
     # note of the prompt tokens it was given (None without notes). Real music goes on about as
@@ -282,7 +162,7 @@ class Sample:
 
 
 @torch.inference_mode()
-def sample_tokens(
+def sample(
     model: MusicTransformer,
     tok: PerformanceTokenizer,
     prompt_ids: np.ndarray,
@@ -387,23 +267,6 @@ def sample_tokens(
     log_p = log_p.cpu().numpy()
     ends = finished_at.clamp(max=generated).tolist()
     return [Sample(continuation[b, : ends[b]], log_p[b, : ends[b]], prompt_level) for b in range(B)]
-
-
-def sample(
-    model: MusicTransformer,
-    tok: PerformanceTokenizer,
-    prompt_ids: np.ndarray,
-    config: SamplingConfig,
-    on_progress: Callable[[Progress], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    decoder: Decoder | None = None,
-) -> list[Sample]:
-    """A Sample per candidate from either kind of model (the config says which)."""
-    if model.config.representation == "events":
-        from .generate_events import sample_events  # it builds on this module
-
-        return sample_events(model, tok, prompt_ids, config, on_progress, should_stop, decoder)
-    return sample_tokens(model, tok, prompt_ids, config, on_progress, should_stop, decoder)
 
 
 def log_likelihood_per_note(logits, ids, is_pitch) -> float | None:

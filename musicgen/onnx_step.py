@@ -13,10 +13,8 @@ model's own (KVCache): its buffers are bound to the graph's past and present inp
 copied per step. The graph is built here from the model's weights (no exporter involved),
 quantized once and kept in a temporary folder keyed by a hash of the weights.
 
-Both kinds of model share the trunk, so both use this step: its input is the model's own
-embedding of the step (a token's, or the sum of an event's fields'), its output the trunk's
-state, and the model's `head` (in PyTorch) turns that into what the model gives: a token
-model's logits, or the two-level model's state, whose fields its field decoder then writes.
+The step's input is the token's embedding, its output the trunk's state; the model's tied
+`head` (in PyTorch) turns that into logits.
 """
 
 from __future__ import annotations
@@ -188,13 +186,12 @@ class OnnxDecoder:
     @torch.inference_mode()
     def __call__(self, idx: torch.Tensor, position: torch.Tensor, cache: KVCache) -> torch.Tensor:
         m = self.model
-        x = m._embed(idx)  # (B, 1, C)
-        step = self._binding(cache, x.size(0))
-        step.x.copy_(x)
+        step = self._binding(cache, idx.size(0))
+        step.x.copy_(torch.nn.functional.embedding(idx, m.embed.weight))  # (B, 1, C)
         step.seqlens_k[:] = int(position[-1])
         step.total_length[...] = int(position[-1]) + 1
         self.session.run_with_iobinding(step.binding)
-        return m.head(step.state.clone(), position, cache)[:, -1]
+        return m.head(step.state)[:, -1]
 
     def _binding(self, cache: KVCache, batch: int) -> _Binding:
         """The I/O binding of a cache: its buffers as the graph's past and present, and buffers

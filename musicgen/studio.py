@@ -32,15 +32,14 @@ import torch
 from . import device as devices
 from . import player, recorder
 from .checkpoint import BUNDLED_CHECKPOINTS, WEIGHTS_FILE, load_checkpoint, resolve
+from .decoders import Decoder, choose_decoder
 from .errors import InvalidMidiError, InvalidParameterError, MusicgenError
 from .generate import (
     MAX_CANDIDATES,
     MAX_CONTINUATION_SECONDS,
     Continuation,
-    Decoder,
     Progress,
     SamplingConfig,
-    choose_decoder,
     continuation_origin,
     continue_performance,
     make_continuation,

@@ -67,7 +67,7 @@ def _time_value_seconds(value: str) -> float:
 
 class PerformanceTokenizer:
     """Performance <-> token ids, and the tables generation and training need (kinds, grammar,
-    seconds per shift token, augmentation look-ups)."""
+    seconds per shift token and pitch of each id)."""
 
     def __init__(self, miditok_tokenizer: TSD, composers: tuple[str, ...] = ()):
         self.inner = miditok_tokenizer
@@ -207,39 +207,3 @@ class PerformanceTokenizer:
     def seconds_of(self, ids) -> float:
         """Music time covered by the shifts of a sequence."""
         return float(self.shift_seconds[np.asarray(ids, dtype=np.int64)].sum())
-
-    # ----- augmentation (on ids, so the token cache is reused)
-
-    def transpose(self, ids: np.ndarray, semitones: int) -> np.ndarray | None:
-        """Pitch tokens moved by `semitones`; None if a note would leave the piano."""
-        if semitones == 0:
-            return ids
-        is_pitch = self.kind[ids] == NOTE_PITCH
-        moved = ids[is_pitch] + semitones
-        if len(moved) and (moved.min() < self.pitch_ids[0] or moved.max() > self.pitch_ids[-1]):
-            return None
-        out = ids.copy()
-        out[is_pitch] = moved
-        return out
-
-    def velocity_table(self, shift: int) -> np.ndarray:
-        """id -> id with every velocity moved by `shift` bins, clipped to the bins there are."""
-        table = np.arange(self.vocab_size)
-        ids = np.flatnonzero(self.kind == NOTE_VELOCITY)  # contiguous, in increasing velocity
-        table[ids] = ids[np.clip(np.arange(len(ids)) + shift, 0, len(ids) - 1)]
-        return table
-
-    def stretch_table(self, factor: float) -> np.ndarray:
-        """id -> id with shift and duration values scaled by `factor` (nearest grid value).
-
-        Approximate by design: each token is rounded on its own, so the shortest shifts (10 ms)
-        do not stretch. It is an augmentation, not an edit of the user's music.
-        """
-        table = np.arange(self.vocab_size)
-        for kind in (SHIFT, NOTE_DURATION):
-            ids = np.flatnonzero(self.kind == kind)
-            values = self.seconds[ids]
-            target = values * factor
-            nearest = np.abs(target[:, None] - values[None, :]).argmin(axis=1)
-            table[ids] = ids[nearest]
-        return table

@@ -9,7 +9,6 @@ Runs unchanged under `torchrun --nproc_per_node=N` (gloo on CPU, nccl on GPUs).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -32,22 +31,14 @@ from .checkpoint import (
 )
 from .data import WindowSampler, build_cache, list_pieces, split_window, top_composers
 from .errors import CheckpointError, InvalidParameterError
-from .model import SAVED_BEFORE, ModelConfig, build_model
+from .model import ModelConfig, MusicTransformer
+from .run_record import SAMPLE_PROMPT_TOKENS, RunRecord
 from .tokenizer import PerformanceTokenizer
 
 log = logging.getLogger(__name__)
 
 WARMUP_STEPS = 200  # the default warm-up of a run of at least 2,000 steps
-# a resumed run must keep these
-ARCHITECTURE = (
-    "n_layer",
-    "n_head",
-    "n_embd",
-    "block_size",
-    "representation",
-    "field_layers",
-    "field_decoder",
-)
+ARCHITECTURE = ("n_layer", "n_head", "n_embd", "block_size")  # a resumed run must keep these
 
 
 @dataclass(frozen=True)
@@ -115,9 +106,14 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 
 
 class Trainer:
+    """A run: set up from its config (or the checkpoint it resumes from), then `train()`.
+    The loop is `train()` and `_step()`; the run's folder (checkpoints, log, samples) is
+    written by `_evaluate_and_save()` through checkpoint.py and RunRecord."""
+
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.out = Path(cfg.out)
+        self.record = RunRecord(self.out)
         self._join_processes()
         self.dtype = devices.train_dtype(self.device)
         torch.manual_seed(cfg.seed)
@@ -158,33 +154,22 @@ class Trainer:
         cache = build_cache(cfg.data, self.tokenizer, cfg.cache_dir, max_files=cfg.max_files)
         if self.world > 1 and self.is_main:
             dist.barrier()
-        events = cfg.model.representation == "events"
+        block = cfg.model.block_size
         self.train_windows = WindowSampler(
-            cache,
-            "train",
-            self.tokenizer,
-            cfg.model.block_size,
-            cfg.augment,
-            cfg.composer_p,
-            cfg.velocity_shift,
-            events,
+            cache, "train", self.tokenizer, block, cfg.augment, cfg.composer_p, cfg.velocity_shift
         )
         self.val_windows = WindowSampler(
-            cache,
-            "validation",
-            self.tokenizer,
-            cfg.model.block_size,
-            augment=False,
-            composer_p=0.0,
-            events=events,
+            cache, "validation", self.tokenizer, block, augment=False, composer_p=0.0
         )
-        self.sample_prompt = self._sample_prompt(cache)
+        pieces = cache.pieces("validation")
+        prompt = cache.piece_tokens(pieces[0]) if pieces else np.zeros(0, dtype=np.int64)
+        self.sample_prompt = np.asarray(prompt[:SAMPLE_PROMPT_TOKENS], dtype=np.int64)
 
     def _build_model(self) -> None:
         """The model, AdamW (weight decay on matrices only) and the fp16 gradient scaler."""
         cfg = self.cfg
         self.model_config = cfg.model.with_vocab(self.tokenizer.vocab_size)
-        self.model = build_model(self.model_config, self.tokenizer.pad_id).to(self.device)
+        self.model = MusicTransformer(self.model_config).to(self.device)
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
         self.optimizer = torch.optim.AdamW(
@@ -208,25 +193,17 @@ class Trainer:
                 self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
 
-    def _sample_prompt(self, cache) -> np.ndarray:
-        pieces = cache.pieces("validation")
-        ids = cache.piece_tokens(pieces[0]) if pieces else np.zeros(0, dtype=np.int64)
-        return ids[:256]
-
     # ----- state
 
     def _restore(self, directory: Path, state: dict) -> None:
         saved_cfg = state["config"]
         # Runs saved before TrainConfig held a ModelConfig kept the architecture at the top level.
         saved_model = saved_cfg.get("model") or saved_cfg
-        events = self.cfg.model.representation == "events"  # a token model has no fields
-        architecture = [k for k in ARCHITECTURE if events or not k.startswith("field_")]
-        must_match = [(k, saved_model, self.cfg.model) for k in architecture] + [
+        must_match = [(k, saved_model, self.cfg.model) for k in ARCHITECTURE] + [
             ("composers", saved_cfg, self.cfg)
         ]
         for key, saved, current in must_match:
-            # older runs: the value a missing key had then
-            was = saved.get(key, SAVED_BEFORE.get(key, getattr(type(current), key)))
+            was = saved.get(key, getattr(type(current), key))  # older runs: the default then
             if was != getattr(current, key):
                 raise CheckpointError(
                     f"--resume with a different {key} ({getattr(current, key)}) than the run "
@@ -248,27 +225,24 @@ class Trainer:
         self.tokens_seen, self.train_seconds = state["tokens_seen"], state["train_seconds"]
         if self.is_main:
             log.info("resumed from %s at step %d", directory, self.step)
-            self._truncate_log()
+            self.record.forget_after(self.step)
 
-    def _truncate_log(self) -> None:
-        """Drop log lines written after the checkpoint we resume from (they will be redone)."""
-        path = self.out / "log.jsonl"
-        if path.is_file():
-            lines = [
-                ln
-                for ln in path.read_text().splitlines()
-                if ln.strip() and json.loads(ln)["step"] <= self.step
-            ]
-            path.write_text("".join(ln + "\n" for ln in lines))
+    def _state(self) -> dict:
+        """What --resume needs to continue exactly: optimizer, scaler, RNG and counters."""
+        return {
+            "config": asdict(self.cfg),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "step": self.step,
+            "best_val": self.best_val,
+            "tokens_seen": self.tokens_seen,
+            "train_seconds": self.train_seconds,
+        }
 
-    def _log(self, record: dict) -> None:
-        with open(self.out / "log.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-    def _checkpoint(self, val_loss: float) -> None:
-        is_best = val_loss < self.best_val
-        self.best_val = min(self.best_val, val_loss)
-        meta = {
+    def _meta(self, val_loss: float) -> dict:
+        """What the checkpoint's config.json says of its training."""
+        return {
             # the architecture is the checkpoint's "model" section, with its vocab_size
             "train": asdict(self.cfg)
             | {"data": Path(self.cfg.data).name, "out": None, "model": None},
@@ -279,33 +253,6 @@ class Trainer:
             "device": devices.describe(self.device),
             "world_size": self.world,
         }
-        state = {
-            "config": asdict(self.cfg),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "step": self.step,
-            "best_val": self.best_val,
-            "tokens_seen": self.tokens_seen,
-            "train_seconds": self.train_seconds,
-        }
-        directory = save_training_checkpoint(
-            self.out, self.step, self.model, self.tokenizer, meta, state, is_best
-        )
-        self._write_sample(directory)
-
-    def _write_sample(self, directory: Path) -> None:
-        """A short continuation of a validation prompt, to listen to how training goes."""
-        from .generate import SamplingConfig, sample
-        from .midi import write_midi
-
-        self.model.eval()
-        config = SamplingConfig(seconds=self.cfg.sample_seconds, seed=0)
-        cont = sample(self.model, self.tokenizer, self.sample_prompt, config)[0].ids
-        perf = self.tokenizer.decode(np.concatenate([self.sample_prompt, cont]))
-        if len(perf):
-            write_midi(perf, directory / "sample.mid", text=f"step {self.step}")
-        self.model.train()
 
     # ----- loop
 
@@ -347,78 +294,94 @@ class Trainer:
             unit="step",
             mininterval=2.0,
         )
-        last_loss, stop = float("nan"), False
+        loss, stop = float("nan"), False
         while self.step < cfg.max_steps and not stop:
             t0 = time.perf_counter()
             lr = learning_rate(self.step, cfg)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            total = 0.0
-            for micro in range(cfg.grad_accum):
-                batch = self.batch(self.train_windows, self.step, micro, self.rank)
-                sync = micro == cfg.grad_accum - 1 or self.world == 1
-                ctx = (
-                    self.net.no_sync()
-                    if (self.world > 1 and not sync)
-                    else contextlib.nullcontext()
-                )
-                with ctx, devices.autocast(self.device, self.dtype):
-                    _, loss = self.net(*split_window(batch, self.tokenizer.pad_id))
-                    loss = loss / cfg.grad_accum
-                self.scaler.scale(loss).backward()
-                total += loss.item()
-            self.scaler.unscale_(self.optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.optimizer.zero_grad(set_to_none=True)
+            loss, grad_norm = self._step(lr)
             self.step += 1
             self.tokens_seen += tokens_per_step
-            step_time = time.perf_counter() - t0
+            tok_s = tokens_per_step / (time.perf_counter() - t0)
             self.train_seconds = run_start_seconds + time.perf_counter() - started
-            last_loss = total
-            if self.world > 1:
-                reduced = torch.tensor([total], device=self.device)
-                dist.all_reduce(reduced)
-                last_loss = reduced.item() / self.world
-            tok_s = tokens_per_step / step_time
             bar.update(1)
-            bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{tok_s:,.0f}")
+            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{tok_s:,.0f}")
             if self.is_main and (self.step % cfg.log_every == 0 or self.step == 1):
-                self._log(
+                self.record.log(
                     {
                         "step": self.step,
                         "lr": lr,
-                        "loss": round(last_loss, 5),
-                        "grad_norm": round(float(grad_norm), 4),
+                        "loss": round(loss, 5),
+                        "grad_norm": round(grad_norm, 4),
                         "tokens_per_s": round(tok_s),
                         "tokens_seen": self.tokens_seen,
                         "elapsed_s": round(self.train_seconds, 1),
                     }
                 )
-            if (
-                cfg.time_limit_min
-                and self.train_seconds - run_start_seconds > cfg.time_limit_min * 60
-            ):
-                stop = True
-            if cfg.stop_at_step is not None and self.step >= cfg.stop_at_step:
-                stop = True
+            out_of_time = bool(cfg.time_limit_min) and (
+                self.train_seconds - run_start_seconds > cfg.time_limit_min * 60
+            )
+            stop = out_of_time or (cfg.stop_at_step is not None and self.step >= cfg.stop_at_step)
             if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps or stop:
                 self._evaluate_and_save()
         bar.close()
         if self.world > 1:
             dist.barrier()
-        return {"step": self.step, "loss": last_loss, "best_val": self.best_val}
+        return {"step": self.step, "loss": loss, "best_val": self.best_val}
+
+    def _step(self, lr: float) -> tuple[float, float]:
+        """One optimisation step at learning rate `lr`: grad_accum micro-batches (DDP syncs
+        the gradients on the last), clipping, AdamW. -> (loss, averaged over the processes;
+        the gradient's norm before clipping)."""
+        cfg = self.cfg
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        total = 0.0
+        for micro in range(cfg.grad_accum):
+            batch = self.batch(self.train_windows, self.step, micro, self.rank)
+            sync = micro == cfg.grad_accum - 1 or self.world == 1
+            no_sync = self.world > 1 and not sync
+            with self.net.no_sync() if no_sync else contextlib.nullcontext():
+                with devices.autocast(self.device, self.dtype):
+                    _, loss = self.net(*split_window(batch, self.tokenizer.pad_id))
+                    loss = loss / cfg.grad_accum
+                self.scaler.scale(loss).backward()
+            total += loss.item()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.world > 1:
+            reduced = torch.tensor([total], device=self.device)
+            dist.all_reduce(reduced)
+            total = reduced.item() / self.world
+        return total, float(grad_norm)
 
     def _evaluate_and_save(self) -> None:
-        if not self.is_main:
-            if self.world > 1:
-                dist.barrier()
-            return
-        val = self.validate()
-        self._log({"step": self.step, "val_loss": round(val, 5)})
-        log.info("step %d: validation loss %.4f", self.step, val)
-        self._checkpoint(val)
+        """Validate, log, and write a checkpoint with its sample (rank 0; the others wait)."""
+        if self.is_main:
+            val = self.validate()
+            self.record.log({"step": self.step, "val_loss": round(val, 5)})
+            log.info("step %d: validation loss %.4f", self.step, val)
+            is_best = val < self.best_val
+            self.best_val = min(self.best_val, val)
+            directory = save_training_checkpoint(
+                self.out,
+                self.step,
+                self.model,
+                self.tokenizer,
+                self._meta(val),
+                self._state(),
+                is_best,
+            )
+            self.record.write_sample(
+                directory,
+                self.model,
+                self.tokenizer,
+                self.sample_prompt,
+                self.cfg.sample_seconds,
+                self.step,
+            )
         if self.world > 1:
             dist.barrier()
 

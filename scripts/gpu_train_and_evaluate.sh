@@ -3,9 +3,7 @@
 # the project's root, after `../shared/gpu/prepare.sh` here built .device-carry/ (token cache,
 # wheels, the CSV and train.sh) and a copy of this file as .device-carry/job.sh:
 #   OUT=<folder that comes back> bash .device-carry/job.sh [more train flags]
-# More train flags go to both training phases: e.g. `--representation events --field-decoder
-# attention` (with BLOCK=1024 events) trains the two-level model of the same size (run on
-# 2026-12-04: 8.47 nats/note against maestro-base's 8.08, docs/two-level.md).
+# More train flags go to both training phases.
 # Trains with train.sh (the project's own trainer, two phases inside the budget), then evaluates
 # the result on the full test and validation splits (float32 weights under bf16 autocast, float32
 # exactly, and bf16 weights: what a CPU serving bf16 weights computes), then the CUDA bench.

@@ -5,7 +5,6 @@ presented as music.
 """
 
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import torch
 
 from musicgen.app_process import running_app
 from musicgen.checkpoint import load_checkpoint, save_checkpoint
-from musicgen.model import FIELD_DECODERS, ModelConfig, MusicTransformer, build_model
+from musicgen.model import ModelConfig, MusicTransformer
 from musicgen.tokenizer import PerformanceTokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,30 +47,6 @@ def tiny_checkpoint(tmp_path_factory, tokenizer) -> Path:
     directory = tmp_path_factory.mktemp("tiny-checkpoint")
     save_checkpoint(directory, MusicTransformer(config), tokenizer, {"note": "random weights"})
     return directory
-
-
-@pytest.fixture(scope="session")
-def tiny_event_model(tokenizer):
-    """A tiny random-weight two-level model (events.py), in eval mode."""
-    torch.manual_seed(0)
-    config = ModelConfig(
-        vocab_size=tokenizer.vocab_size,
-        block_size=48,
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        representation="events",
-    )
-    return build_model(config, tokenizer.pad_id).eval()
-
-
-@pytest.fixture(params=FIELD_DECODERS)
-def event_model(request, tiny_event_model, tokenizer):
-    """The tiny two-level model with each kind of field decoder (two blocks: the attention
-    one's memory takes a cache layer per block)."""
-    torch.manual_seed(0)
-    config = replace(tiny_event_model.config, field_decoder=request.param, field_layers=2)
-    return build_model(config, tokenizer.pad_id).eval(), tokenizer
 
 
 @pytest.fixture()

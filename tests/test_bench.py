@@ -1,7 +1,6 @@
 import json
 
 from musicgen.bench import run_benchmarks
-from musicgen.checkpoint import save_checkpoint
 
 
 def test_quick_benchmark_reports_every_figure(tiny_checkpoint):
@@ -15,22 +14,8 @@ def test_quick_benchmark_reports_every_figure(tiny_checkpoint):
     assert figures["recompute_batch1_64_tokens"]["tokens_per_s"] > 0
     assert figures["cache_speedup_vs_recompute"] > 0
     assert figures["model_load_s"] >= 0 and figures["prefill"]["tokens"] > 0
+    run = figures["torch-eager"]["batch1"]  # a token model steps ~3.8 times per note (MAESTRO)
+    assert run["steps_per_note"] >= 3 and run["tokens_per_s"] > run["notes_per_s"] > 0
     studio = figures["studio"]
     assert 0 < studio["first_sound_s"] < studio["final_take_s"]
     assert result["machine"]["torch"] and result["machine"]["cpu"]
-
-
-def test_the_benchmark_counts_trunk_steps_per_note(
-    tiny_checkpoint, tiny_event_model, tokenizer, tmp_path
-):
-    """A token model steps ~3.8 times per note (MAESTRO; more on a random model's output), a
-    two-level model about once."""
-    save_checkpoint(tmp_path, tiny_event_model, tokenizer)
-    result = run_benchmarks([tiny_checkpoint, tmp_path], "cpu", quick=True, batches=(1,))
-    tokens = result["checkpoints"][tiny_checkpoint.name]["torch-eager"]["batch1"]
-    events = result["checkpoints"][tmp_path.name]
-    assert events["representation"] == "events"
-    for path in ("torch-eager", "onnx-int8"):  # the same trunk graphs serve both kinds
-        run = events[path]["batch1"]
-        assert tokens["steps_per_note"] >= 3 and 1 <= run["steps_per_note"] < 1.3
-        assert run["notes_per_s"] > 0 and run["tokens_per_s"] > run["notes_per_s"]

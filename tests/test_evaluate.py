@@ -1,8 +1,6 @@
-"""evaluate: whole pieces scored once, the same figures for token and two-level models, and the
-per-note total split into its parts. Tiny random-weight models over the fixture excerpts (a
-plain folder: one of the six is the test split)."""
-
-from dataclasses import replace
+"""evaluate: whole pieces scored once, and the per-note total split into its parts. Tiny
+random-weight models over the fixture excerpts (a plain folder: one of the six is the test
+split)."""
 
 import numpy as np
 import pytest
@@ -12,8 +10,7 @@ from conftest import FIXTURES
 from musicgen.checkpoint import save_checkpoint
 from musicgen.data import build_cache
 from musicgen.evaluate import PARTS, evaluate_checkpoint
-from musicgen.events import to_events
-from musicgen.model import FIELD_DECODERS, ModelConfig, build_model
+from musicgen.model import ModelConfig, MusicTransformer
 
 DATA = FIXTURES / "midi"
 
@@ -29,17 +26,14 @@ def _test_piece(tokenizer, cache_dir) -> np.ndarray:
     return np.concatenate([[tokenizer.bos_id], cache.piece_tokens(piece)])
 
 
-@pytest.fixture(params=["tokens", *FIELD_DECODERS])
-def whole_piece_checkpoint(request, tokenizer, tmp_path):
-    """A tiny model (each kind) whose context holds the whole test excerpt in one window."""
+@pytest.fixture()
+def whole_piece_checkpoint(tokenizer, tmp_path):
+    """A tiny model whose context holds the whole test excerpt in one window."""
     torch.manual_seed(0)
-    kind = request.param
     config = ModelConfig(
         vocab_size=tokenizer.vocab_size, block_size=2048, n_layer=2, n_head=2, n_embd=32
     )
-    if kind != "tokens":
-        config = replace(config, representation="events", field_decoder=kind)
-    model = build_model(config, tokenizer.pad_id).eval()
+    model = MusicTransformer(config).eval()
     save_checkpoint(tmp_path / "model", model, tokenizer, {"note": "random weights"})
     return tmp_path / "model", model
 
@@ -50,8 +44,6 @@ def test_a_piece_in_one_window_scores_its_loss_split_into_parts(
     directory, model = whole_piece_checkpoint
     seq = _test_piece(tokenizer, cache_dir)
     result = evaluate_checkpoint(str(DATA), "test", directory, cache_dir=cache_dir)
-    if model.config.representation == "events":
-        seq = to_events(tokenizer, seq)
     assert len(seq) <= model.config.block_size  # one window: the loss is the whole NLL
     x = torch.as_tensor(seq)[None]
     with torch.inference_mode():

@@ -82,6 +82,22 @@ def test_wrong_tokenizer_and_wrong_shapes(tmp_path, tiny_model):
         load_checkpoint(tmp_path)
 
 
+def test_a_checkpoint_saved_by_the_two_level_experiment(tmp_path, tiny_model):
+    """Configs saved while the two-level experiment existed: a token model's loads (its
+    retired settings dropped), a two-level model is refused by name."""
+    model, tok = tiny_model
+    save_checkpoint(tmp_path, model, tok)
+    config = json.loads((tmp_path / "config.json").read_text())
+    retired = {"representation": "tokens", "field_layers": 1, "field_decoder": "attention"}
+    config["model"] |= retired
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert load_checkpoint(tmp_path)[0].config == model.config
+    config["model"]["representation"] = "events"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="two-level model.*docs/two-level.md"):
+        load_checkpoint(tmp_path)
+
+
 def test_config_validation():
     with pytest.raises(InvalidParameterError):
         ModelConfig(vocab_size=100, n_embd=30, n_head=4)
@@ -124,8 +140,5 @@ def test_a_short_run_warms_up_for_a_tenth_of_it_and_a_bad_warm_up_names_both_fla
     )
     assert parse("--max-steps", "30").warmup_steps == 3
     assert parse().warmup_steps == WARMUP_STEPS
-    assert parse("--representation", "events").model.representation == "events"
     with pytest.raises(InvalidParameterError, match=r"--warmup-steps \(50\).*--max-steps \(30\)"):
         parse("--max-steps", "30", "--warmup-steps", "50")
-    with pytest.raises(InvalidParameterError, match="representation"):
-        parse("--representation", "notes")

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from musicgen.augment import stretch_table, transpose
 from musicgen.midi import OFFSET, ONSET, PITCH, VELOCITY, read_midi
 from musicgen.tokenizer import NOTE_PITCH, SHIFT, PerformanceTokenizer
 
@@ -55,12 +56,12 @@ def test_grammar_accepts_every_encoded_sequence(tokenizer, midi_files):
 
 def test_transpose_and_stretch(tokenizer, midi_files):
     ids = tokenizer.encode(read_midi(midi_files[0]))
-    up = tokenizer.transpose(ids, 3)
+    up = transpose(tokenizer, ids, 3)
     pitched = tokenizer.kind[ids] == NOTE_PITCH
     assert (tokenizer.pitch[up[pitched]] == tokenizer.pitch[ids[pitched]] + 3).all()
     assert (up[~pitched] == ids[~pitched]).all()
-    assert tokenizer.transpose(np.array([tokenizer.pitch_ids[-1]]), 1) is None
-    table = tokenizer.stretch_table(1.05)
+    assert transpose(tokenizer, np.array([tokenizer.pitch_ids[-1]]), 1) is None
+    table = stretch_table(tokenizer, 1.05)
     shifts = ids[tokenizer.kind[ids] == SHIFT]
     assert tokenizer.seconds[table[shifts]].sum() == pytest.approx(
         1.05 * tokenizer.seconds[shifts].sum(), rel=0.03

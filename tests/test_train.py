@@ -44,9 +44,8 @@ def losses(out) -> list[tuple]:
     return [(r["step"], r.get("lr"), r.get("loss"), r.get("val_loss")) for r in lines]
 
 
-@pytest.mark.parametrize("representation", ["tokens", "events"])
-def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path, representation):
-    cfg = config(tmp_path, max_steps=40, eval_every=20, model={"representation": representation})
+def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path):
+    cfg = config(tmp_path, max_steps=40, eval_every=20)
     result = run(cfg, resume=False)
     log = losses(tmp_path / "run")
     train = [loss for _, _, loss, _ in log if loss is not None]

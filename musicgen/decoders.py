@@ -1,0 +1,137 @@
+"""How decoding steps run, and which one a machine uses.
+
+A Decoder is the step the sampler calls once per token: PyTorch's own (eager, or compiled on a
+static cache for CUDA graphs) or the trunk's step as one int8 ONNX Runtime call (onnx_step.py).
+On a CPU the faster of PyTorch float32 and int8 ONNX Runtime is measured once per machine and
+model, and remembered: machines differ, so measure, do not assume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import device as devices
+from . import onnx_step
+from .errors import InvalidParameterError
+from .model import MusicTransformer
+
+log = logging.getLogger(__name__)
+
+DECODER_SETTINGS = ("auto", "torch", "onnx-int8", "torch-compiled")
+DECODER_CHOICES = "decoder-choices.json"  # under the cache root: each machine's measured choice
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """How decoding steps run: step(idx (B, 1), position (1,), cache) -> logits (B, vocab), and
+    whether the cache it needs is static (see KVCache)."""
+
+    name: str
+    step: Callable
+    static_cache: bool = False
+
+
+def torch_decoder(model: MusicTransformer, compile_step: bool = False) -> Decoder:
+    """The model's own decode_step, eager on a dynamic cache (the fastest eager path on CPUs and,
+    measured on an H100, on GPUs too), or compiled with torch.compile on a static cache, whose
+    fixed shapes let CUDA graphs replay the step (mode "reduce-overhead")."""
+    if not compile_step:
+        return Decoder("torch-eager", model.decode_step)
+    mode = "reduce-overhead" if model.embed.weight.device.type == "cuda" else None
+    step = torch.compile(model.decode_step, mode=mode, fullgraph=True, dynamic=False)
+    return Decoder("torch-compiled", step, static_cache=True)
+
+
+def int8_decoder(model: MusicTransformer) -> Decoder:
+    """The trunk's step as one int8 ONNX Runtime call (onnx_step.py), for float32 CPU models."""
+    return Decoder("onnx-int8", onnx_step.OnnxDecoder(model))
+
+
+def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decoder:
+    """The decoder a studio uses: $MUSICGEN_DECODER or `setting` ("torch", "onnx-int8",
+    "torch-compiled"), else by measurement: on a CPU with ONNX Runtime installed, the faster of
+    PyTorch float32 and int8 ONNX Runtime over a few steps (machines differ: measure, do not
+    assume); elsewhere PyTorch eager."""
+    setting = setting or os.environ.get("MUSICGEN_DECODER") or "auto"
+    if setting not in DECODER_SETTINGS:
+        raise InvalidParameterError(
+            f"Unknown decoder '{setting}': choose one of {', '.join(DECODER_SETTINGS)}."
+        )
+    cpu = model.embed.weight.device.type == "cpu"
+    if setting == "torch" or (setting == "auto" and (not cpu or not onnx_step.available())):
+        return torch_decoder(model)
+    if setting == "torch-compiled":
+        return torch_decoder(model, compile_step=True)
+    if not cpu:
+        raise InvalidParameterError("The onnx-int8 decoder runs on the CPU only.")
+    if setting == "onnx-int8":
+        return int8_decoder(model)
+    eager = torch_decoder(model)
+    try:
+        fast = int8_decoder(model)
+    except Exception as exc:  # an ONNX Runtime without the operators the graph needs, say
+        log.warning("decoder: torch-eager (the int8 step could not be built: %s)", exc)
+        return eager
+    # Measured once per machine and model, then remembered: two paths within a few per cent
+    # of each other could flip from one launch to the next, and with them the music a seed
+    # gives (the int8 path samples other notes).
+    choices = devices.cache_root() / DECODER_CHOICES
+    key = " | ".join(
+        (
+            fast.step.key,  # the model's, as the int8 step hashed it
+            devices.cpu_name(),
+            devices.describe(model.embed.weight.device),
+            f"torch {torch.__version__}",
+            f"onnxruntime {onnx_step.version()} {onnx_step.OnnxDecoder.GRAPH}",
+        )
+    )
+    remembered = _read_json(choices).get(key)
+    if remembered in (eager.name, fast.name):
+        log.info("decoder: %s (measured before on this machine: %s)", remembered, choices)
+        return eager if remembered == eager.name else fast
+    timed = {d: _seconds_per_step(model, d) for d in (eager, fast)}
+    log.info("decoder: %s", ", ".join(f"{d.name} {t * 1e3:.1f} ms/step" for d, t in timed.items()))
+    chosen = min(timed, key=timed.get)
+    _write_json(choices, _read_json(choices) | {key: chosen.name})
+    return chosen
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_json(path: Path, value: dict) -> None:
+    """Best effort (a read-only home only means measuring again next time)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(value, indent=1))
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not remember the decoder choice in %s: %s", path, exc)
+
+
+@torch.inference_mode()
+def _seconds_per_step(model: MusicTransformer, decoder: Decoder, steps=8) -> float:
+    cached = min(256, model.config.block_size // 2)
+    x = torch.zeros(1, cached + steps, dtype=torch.long, device=model.embed.weight.device)
+    cache = model.new_cache(1, decoder.static_cache)
+    model.prefill(x[:, :cached], cache)
+    times = []
+    for i in range(cached, cached + steps):
+        started = time.perf_counter()
+        decoder.step(x[:, i : i + 1], torch.tensor([i]), cache)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times[2:]))
