@@ -1,25 +1,32 @@
 """A take heard while it is written: its audio and piano roll, stretch by stretch.
 
-The sampler reports the first candidate's tokens as it goes (Progress.first). Notes come in
-time order, each with its duration, so everything before the latest onset is settled: no later
-note can change it. Each settled stretch is rendered at once with one synthesizer for the whole
-take (StreamingSynth), so the stretches add up to exactly the take's final WAV. The take's audio
+The sampler reports the first candidate's tokens as it goes (Progress.first); `Writing` follows
+a request's sampling job and feeds its newest report to the LiveTake. Notes come in time order,
+each with its duration, so everything before the latest onset is settled: no later note can
+change it. Each settled stretch is rendered at once with one synthesizer for the whole take
+(StreamingSynth), so the stretches add up to exactly the take's final WAV. The take's audio
 begins with the prompt window, which is settled before the first token: the first stretch is
 ready as soon as it is rendered.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .generate import Sample, continuation_notes
+from .generate import Progress, Sample, continuation_notes
 from .midi import ONSET, Performance, merge
 from .pianoroll import draw
 from .synth import TAIL_SECONDS, Renderer, audio_seconds, write_wav
+
+log = logging.getLogger(__name__)
 
 FIRST_STRETCH_SECONDS = 1.0  # short: it is what the listener waits for
 STRETCH_SECONDS = 2.0  # then longer ones: fewer files and messages, the same audio
@@ -113,3 +120,63 @@ class LiveTake:
             roll = self.folder / f"roll-{index:04d}.png"
             draw(self.window, self.added, seconds=max(self.roll_seconds, end)).save(roll)
         return Stretch(index, wav, start, self.seconds, roll, final)
+
+
+class Writing:
+    """A request's takes while they are written: its sampling job (a Future), the job's progress
+    reports, and the LiveTake of its first candidate when it is heard while written (`live`,
+    else None). The studio's ways of writing music into a piece share it."""
+
+    def __init__(self, live: LiveTake | None, on_progress: Callable[[Progress], None] | None):
+        self.live, self.on_progress = live, on_progress
+        self.reports: queue.SimpleQueue = queue.SimpleQueue()
+        self.latest: Progress | None = None
+        self.job: Future | None = None
+        self.failure: str | None = None  # what went wrong, when the job failed midway
+
+    def report(self, progress: Progress) -> None:
+        """The sampler's progress callback (called on the compute thread)."""
+        self.reports.put(progress)
+        if self.on_progress is not None:
+            self.on_progress(progress)
+
+    def follow(self, submit: Callable[[Callable[[Progress], None]], Future]) -> Iterator[Stretch]:
+        """Start the job (`submit(report)`) and yield the live take's stretches until it ends:
+        the prompt's first second comes before the model takes the CPU."""
+        if self.live is not None and (opening := self.live.next_stretch()) is not None:
+            yield opening
+        self.job = submit(self.report)
+        while True:
+            while self.live is not None and (stretch := self.live.next_stretch()) is not None:
+                yield stretch
+            if self.job.done() and self.reports.empty():
+                return
+            try:
+                latest = self.reports.get(timeout=0.05)
+                while not self.reports.empty():  # only the newest matters
+                    latest = self.reports.get()
+            except queue.Empty:
+                continue
+            self.latest = latest
+            if self.live is not None:
+                self.live.update(latest.first)
+
+    def results(self, salvage: Callable[[Sample, float], list]) -> list:
+        """The job's result; if it failed after some of the take was heard, what `salvage`
+        makes of the first candidate so far and the time heard (and `failure` says why)."""
+        try:
+            return self.job.result()
+        except Exception as exc:
+            if self.live is None or self.latest is None:
+                raise
+            log.exception("generation failed midway")
+            heard = self.live.seconds
+            self.failure = (
+                f"Generation failed after {heard - self.live.origin:.1f} s of music "
+                f"({type(exc).__name__}: {exc}); the take keeps what was played."
+            )
+            return salvage(self.latest.first, heard)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.close()

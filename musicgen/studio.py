@@ -11,28 +11,24 @@ are removed as new requests arrive, and every limit a user can hit is checked he
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import os
-import queue
 import re
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import device as devices
 from . import player, recorder
-from .checkpoint import BUNDLED_CHECKPOINTS, WEIGHTS_FILE, load_checkpoint, resolve
-from .decoders import Decoder, choose_decoder
+from .checkpoint import BUNDLED_CHECKPOINTS, WEIGHTS_FILE
+from .compute import Model
 from .errors import InvalidMidiError, InvalidParameterError, MusicgenError
 from .generate import (
     MAX_CANDIDATES,
@@ -41,7 +37,6 @@ from .generate import (
     Progress,
     SamplingConfig,
     continuation_origin,
-    continue_performance,
     make_continuation,
 )
 from .midi import (
@@ -59,7 +54,7 @@ from .midi import (
 )
 from .originality import OriginalityIndex, SharedRun
 from .pianoroll import PLAYBACK_CURSOR_JS, draw
-from .streaming import LiveTake, Stretch
+from .streaming import LiveTake, Stretch, Writing
 from .synth import Renderer, audio_seconds, write_wav
 
 # What the app and the command line need besides the studio: the sampling settings, limits,
@@ -81,106 +76,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 SETTINGS_PREFIX = "musicgen "
-
-
-class ComputeThread:
-    """Runs every model computation of the process on one long-lived thread.
-
-    PyTorch's CPU thread pool (OpenMP) belongs to the thread that calls it. A web server runs
-    each request on whichever of its worker threads is free, so each started a pool of its own,
-    and on 2 cores the pools slowed each other: decoding was ~1.3x slower than on the thread
-    that loaded the model (measured; see the README's Performance). Loading, the decoder's
-    start-up measurement and generation all run here instead. A daemon: an interrupted command
-    does not wait for a generation to end."""
-
-    NAME = "musicgen-compute"
-
-    def __init__(self):
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=self._serve, name=self.NAME, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            future, fn, args = self._jobs.get()
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(*args))
-                except BaseException as exc:  # handed to the caller, whatever it is
-                    future.set_exception(exc)
-
-    def submit(self, fn: Callable, *args) -> Future:
-        """fn(*args) on the compute thread, in the caller's context (Gradio finds the request's
-        progress bar there); jobs queue up one after the other."""
-        future: Future = Future()
-        self._jobs.put((future, contextvars.copy_context().run, (fn, *args)))
-        return future
-
-    def run(self, fn: Callable, *args):
-        """fn(*args) on the compute thread, waiting for its result."""
-        if threading.current_thread().name == self.NAME:
-            return fn(*args)
-        return self.submit(fn, *args).result()
-
-
-COMPUTE = ComputeThread()
-
-
-@dataclass(frozen=True)
-class Model:
-    """A loaded checkpoint: weights on a device, its tokenizer, and the decoder it runs with.
-    Its work runs on the COMPUTE thread, whoever calls."""
-
-    name: str
-    model: torch.nn.Module
-    tokenizer: object
-    meta: dict
-    device: torch.device
-    decoder: Decoder
-
-    @classmethod
-    def load(cls, checkpoint: str | Path | None = None, device: str | None = None) -> Model:
-        return COMPUTE.run(cls._load, checkpoint, device)
-
-    @classmethod
-    def _load(cls, checkpoint: str | Path | None, device: str | None) -> Model:
-        directory = resolve(checkpoint)
-        dev = devices.pick_device(device)
-        started = time.perf_counter()
-        model, tokenizer, meta = load_checkpoint(directory, dev, devices.inference_dtype(dev))
-        decoder = choose_decoder(model)
-        log.info(
-            "loaded %s on %s in %.2f s, decoding with %s",
-            directory.name,
-            devices.describe(dev),
-            time.perf_counter() - started,
-            decoder.name,
-        )
-        return cls(directory.name, model, tokenizer, meta, dev, decoder)
-
-    @property
-    def parameters(self) -> int:
-        return self.model.num_params()
-
-    def continue_window(
-        self,
-        window: Performance,
-        config: SamplingConfig,
-        on_progress: Callable[[Progress], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        keep_until: Callable[[], float | None] | None = None,
-    ) -> Future:
-        """The continuations (continue_performance), computed on the compute thread."""
-        return COMPUTE.submit(
-            continue_performance,
-            self.model,
-            self.tokenizer,
-            window,
-            config,
-            on_progress,
-            should_stop,
-            self.decoder,
-            keep_until,
-        )
 
 
 @dataclass(frozen=True)
@@ -259,6 +154,17 @@ class Outcome:
                 line += " · " + SharedRun(run["notes"], run["piece"]).describe()
             lines.append(line)
         return "\n\n".join(lines + self.notes)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What a request to write music holds from its start: the model, a fresh folder for its
+    files, the notes it shows the person, and when it started."""
+
+    model: Model
+    folder: Path
+    notes: list[str]
+    started: float
 
 
 class Studio:
@@ -436,89 +342,92 @@ class Studio:
         window = prompt_window(perf, start, end)
         window_start, window_end = window_bounds(perf, start, end)
         before = make_performance(perf.notes[perf.notes[:, ONSET] < window_end])
-        folder = self.new_folder()
-        notes = list(perf.warnings)
-        started = time.perf_counter()
-        reports: queue.SimpleQueue = queue.SimpleQueue()
-
-        def report(p: Progress) -> None:
-            reports.put(p)
-            if on_progress is not None:
-                on_progress(p)
-
+        request = self._request(chosen, perf)
         tok = chosen.tokenizer
         origin = continuation_origin(tok, tok.encode(window))
-        take = None
+        live_take = None
         if live and audio and self.audio_available()[0]:
-            take = LiveTake(self.renderer, tok, window, origin, config.seconds, folder / "stream")
+            stream_folder = request.folder / "stream"
+            live_take = LiveTake(self.renderer, tok, window, origin, config.seconds, stream_folder)
+        writing = Writing(live_take, on_progress)
         try:
-            # The prompt's first second, before the model takes the CPU.
-            if take is not None and (opening := take.next_stretch()) is not None:
-                yield opening
-            job = chosen.continue_window(window, config, report, should_stop, keep_until)
-            latest = None
-            while True:
-                while take is not None and (stretch := take.next_stretch()) is not None:
-                    yield stretch
-                if job.done() and reports.empty():
-                    break
-                try:
-                    latest = reports.get(timeout=0.05)
-                    while not reports.empty():  # only the newest matters
-                        latest = reports.get()
-                except queue.Empty:
-                    continue
-                if take is not None:
-                    take.update(latest.first)
-            try:
-                continuations = job.result()
-            except Exception as exc:  # keep what was heard, say what happened
-                if take is None or latest is None:
-                    raise
-                log.exception("generation failed midway")
-                continuations = [make_continuation(tok, window, origin, latest.first, take.seconds)]
-                notes.append(
-                    f"Generation failed after {take.seconds - origin:.1f} s of music "
-                    f"({type(exc).__name__}: {exc}); the take keeps what was played."
+            yield from writing.follow(
+                lambda report: chosen.continue_window(
+                    window, config, report, should_stop, keep_until
                 )
-                should_stop = _always
-            stopped = bool(should_stop and should_stop())
+            )
+            continuations = writing.results(
+                lambda first, heard: [make_continuation(tok, window, origin, first, heard)]
+            )
+            if writing.failure:
+                request.notes.append(writing.failure)
+            stopped = writing.failure is not None or bool(should_stop and should_stop())
             settings = asdict(config) | {
                 "checkpoint": chosen.name,
                 "decoder": chosen.decoder.name,
                 "prompt_start": start,
                 "prompt_end": end,
                 "prompt_seconds": round(window_end - window_start, 3),
-                "generation_seconds": round(time.perf_counter() - started, 3),
+                "generation_seconds": round(time.perf_counter() - request.started, 3),
             }
             results = self._judge(continuations, settings, before, window_start)
-            streamed = {}  # the streamed take's audio, as it was heard, is its WAV
-            if take is not None and not stopped:
-                first = next(r for r in results if r.settings["batch_row"] == 0)
-                yield take.finish(first.continuation.combined)
-                streamed = {first.candidate: take.whole_audio()}
-                if len(results) > 1:
-                    notes.append(
-                        f"The take played as it was written is take {first.candidate + 1}."
-                    )
+            streamed = {}
+            if live_take is not None and not stopped:
+                streamed = yield from self._finish_live(live_take, results, request.notes)
         finally:
-            if take is not None:
-                take.close()
+            writing.close()
+        heard = keep_until() if stopped and keep_until is not None else None
+        yield self._outcome(request, name, results, audio, streamed, stopped, heard)
+
+    def _request(self, chosen: Model, perf: Performance) -> _Request:
+        """A new request on a piece: its folder, and the notes it will show (the piece's own
+        warnings first)."""
+        return _Request(chosen, self.new_folder(), list(perf.warnings), time.perf_counter())
+
+    def _finish_live(
+        self, live_take: LiveTake, results: list[Result], notes: list[str]
+    ) -> Iterator[Stretch]:
+        """The streamed take's last stretch; returns {its rank: its audio as it was heard},
+        which becomes its WAV (the same samples a render gives, already made)."""
+        first = next(r for r in results if r.settings["batch_row"] == 0)
+        yield live_take.finish(first.continuation.combined)
+        if len(results) > 1:
+            notes.append(f"The take played as it was written is take {first.candidate + 1}.")
+        return {first.candidate: live_take.whole_audio()}
+
+    def _outcome(
+        self,
+        request: _Request,
+        name: str | None,
+        results: list[Result],
+        audio: bool,
+        streamed: dict,
+        stopped: bool,
+        heard: float | None,
+    ) -> Outcome:
+        """Every take's files, written into the request's folder, and what to show of them."""
         piece, step = take_name(name)
         candidates = [
-            self._write(folder, f"{piece}-step{step}", r, notes, audio, streamed.get(r.candidate))
+            self._write(
+                request.folder,
+                f"{piece}-step{step}",
+                r,
+                request.notes,
+                audio,
+                streamed.get(r.candidate),
+            )
             for r in results
         ]
         if any(len(r.continuation.added) == 0 for r in results):
-            notes.append("A candidate added no notes (silence was its continuation).")
-        yield Outcome(
+            request.notes.append("A candidate added no notes (silence was its continuation).")
+        return Outcome(
             candidates,
             results,
-            time.perf_counter() - started,
+            time.perf_counter() - request.started,
             stopped,
-            keep_until() if stopped and keep_until is not None else None,
-            devices.describe(chosen.device),
-            notes,
+            heard,
+            devices.describe(request.model.device),
+            request.notes,
         )
 
     def _judge(self, continuations, settings: dict, before: Performance, window_start: float):
@@ -587,10 +496,6 @@ def _judgement(c: Continuation) -> tuple:
     if c.distance_from_prompt is None:
         return (1, -c.log_likelihood_per_note)
     return (0, c.distance_from_prompt)
-
-
-def _always() -> bool:
-    return True
 
 
 def _rounded(value: float | None) -> float | None:

@@ -7,10 +7,11 @@ import threading
 import numpy as np
 import pytest
 
+from musicgen.compute import COMPUTE
 from musicgen.errors import InvalidMidiError, InvalidParameterError
 from musicgen.generate import SamplingConfig
 from musicgen.midi import OFFSET, ONSET, make_performance, read_midi, read_text_meta
-from musicgen.studio import COMPUTE, Studio, take_name
+from musicgen.studio import Studio, take_name
 
 
 @pytest.fixture(scope="module")
