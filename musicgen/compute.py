@@ -33,7 +33,7 @@ class ComputeThread:
     PyTorch's CPU thread pool (OpenMP) belongs to the thread that calls it. A web server runs
     each request on whichever of its worker threads is free, so each started a pool of its own,
     and on 2 cores the pools slowed each other: decoding was ~1.3x slower than on the thread
-    that loaded the model (measured; see the README's Performance). Loading, the decoder's
+    that loaded the model (measured; docs/performance.md). Loading, the decoder's
     start-up measurement and generation all run here instead. A daemon: an interrupted command
     does not wait for a generation to end."""
 
