@@ -28,10 +28,10 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 STATE_FILE = "train_state.pt"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The default (best music) first, then the fast one.
-BUNDLED_CHECKPOINTS = [
-    REPO_ROOT / "checkpoints" / name for name in ("maestro-base", "maestro-small")
-]
+# The bundled models by their short names (--model NAME, --init-from NAME): the default (best
+# music) first, then the fast one.
+BUNDLED = {name: REPO_ROOT / "checkpoints" / f"maestro-{name}" for name in ("base", "small")}
+BUNDLED_CHECKPOINTS = list(BUNDLED.values())
 DEFAULT_CHECKPOINT = BUNDLED_CHECKPOINTS[0]
 
 
@@ -68,9 +68,13 @@ def save_checkpoint(
 
 
 def resolve(directory: str | Path | None) -> Path:
-    """The folder holding model.safetensors: the argument, $MUSICGEN_CHECKPOINT, or the bundled
-    one. A training output folder resolves to its best checkpoint."""
-    directory = Path(directory or os.environ.get("MUSICGEN_CHECKPOINT") or DEFAULT_CHECKPOINT)
+    """The folder holding model.safetensors: the argument (a folder, or a bundled model's short
+    name when no such folder exists), $MUSICGEN_CHECKPOINT, or the bundled default. A training
+    output folder resolves to its best checkpoint."""
+    directory = directory or os.environ.get("MUSICGEN_CHECKPOINT") or DEFAULT_CHECKPOINT
+    if str(directory) in BUNDLED and not Path(directory).exists():
+        directory = BUNDLED[str(directory)]
+    directory = Path(directory)
     if (directory / "best").is_file():  # a training run's output folder
         directory = directory / (directory / "best").read_text().strip()
     if not (directory / WEIGHTS_FILE).is_file():

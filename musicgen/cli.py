@@ -18,7 +18,7 @@ def _generate(args) -> int:
 
     from tqdm import tqdm
 
-    from .studio import BUNDLED_CHECKPOINTS, SamplingConfig, Studio
+    from .studio import SamplingConfig, Studio
 
     seed = random.randint(0, 2**31 - 1) if args.random_seed else args.seed
     config = SamplingConfig(
@@ -30,9 +30,7 @@ def _generate(args) -> int:
         num_candidates=args.candidates,
         composer=args.composer,
     )
-    checkpoint = args.checkpoint
-    if args.model:
-        checkpoint = BUNDLED_CHECKPOINTS[MODELS.index(args.model)]
+    checkpoint = args.model or args.checkpoint
     studio = Studio.load([checkpoint], args.device)
     bar = tqdm(total=round(config.seconds, 1), unit="s of music", desc="generating")
 
@@ -155,10 +153,10 @@ TRAIN_OPTIONS = {
     "stop_at_step": (int, "stop with a checkpoint at this step (--resume continues)"),
     "sample_seconds": (float, "length of the sample continuation written per checkpoint"),
 }
-MODELS = ("base", "small")  # --model NAME: checkpoints/maestro-NAME
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .checkpoint import BUNDLED
     from .studio import SamplingConfig  # its defaults are the command's defaults
     from .train import ModelConfig, TrainConfig
 
@@ -191,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--prompt-end", type=float, help="seconds (default: the end of the file)")
     which = g.add_mutually_exclusive_group()
     which.add_argument(
-        "--model", choices=MODELS, help="a bundled model: base (default, best music) or small"
+        "--model", choices=list(BUNDLED), help="a bundled model: base (default, best music), small"
     )
     which.add_argument("--checkpoint", type=Path, help="a checkpoint folder or training run")
     g.add_argument("--device")
@@ -203,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--out", required=True, help="the run's folder: checkpoints, log, samples")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from a trained model's weights and tokenizer (base, small, or a checkpoint "
+        "folder), with a fresh optimizer and schedule; --block-size may differ from its own",
+    )
     defaults = {f.name: f.default for f in (*fields(ModelConfig), *fields(TrainConfig))}
     for name, (kind, text) in TRAIN_OPTIONS.items():
         t.add_argument(

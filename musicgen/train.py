@@ -9,11 +9,12 @@ Runs unchanged under `torchrun --nproc_per_node=N` (gloo on CPU, nccl on GPUs).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,12 @@ from tqdm import tqdm
 
 from . import device as devices
 from .checkpoint import (
+    CONFIG_FILE,
     WEIGHTS_FILE,
+    load_checkpoint,
     load_training_state,
     load_weights,
+    resolve,
     save_training_checkpoint,
 )
 from .data import WindowSampler, build_cache, list_pieces, split_window, top_composers
@@ -71,6 +75,10 @@ class TrainConfig:
     time_limit_min: float | None = None  # stop (with a checkpoint) after this wall time
     stop_at_step: int | None = None  # stop (with a checkpoint) here; --resume continues
     sample_seconds: float = 10.0  # length of the sample continuation written per checkpoint
+    # A trained model to start from (a bundled one's short name or a checkpoint folder): its
+    # weights and tokenizer, with this run's own optimizer, warm-up and schedule. The
+    # architecture must be the checkpoint's (see warm_start_model); the window may differ.
+    init_from: str | None = None
 
     def __post_init__(self):
         positive = (
@@ -118,11 +126,16 @@ class Trainer:
         self.dtype = devices.train_dtype(self.device)
         torch.manual_seed(cfg.seed)
         resumed = load_training_state(self.out) if (self.out / "latest").is_file() else None
-        self._load_data(resumed)
+        # A resumed run has the warm start's weights in its own checkpoint already.
+        start = load_checkpoint(cfg.init_from) if cfg.init_from and not resumed else None
+        self._load_data(resumed[0] if resumed else None, start[1] if start else None)
         self._build_model()
         self.step, self.best_val, self.tokens_seen, self.train_seconds = 0, float("inf"), 0, 0.0
+        self.started_from: dict | None = None  # the warm start's checkpoint, for the ledger
         if resumed is not None:
             self._restore(*resumed)
+        elif start is not None:
+            self._warm_start(*start)
         self._wrap_model()
 
     # ----- set-up, in order
@@ -140,12 +153,14 @@ class Trainer:
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
 
-    def _load_data(self, resumed) -> None:
-        """The tokenizer (a resumed run's own, never re-derived from code), the token cache
-        (rank 0 tokenizes, the others then read it) and the window samplers."""
+    def _load_data(self, resumed: Path | None, start: PerformanceTokenizer | None) -> None:
+        """The tokenizer (a resumed run's own, or the warm start's: never re-derived from code),
+        the token cache (rank 0 tokenizes, the others then read it) and the window samplers."""
         cfg = self.cfg
         if resumed is not None:
-            self.tokenizer = PerformanceTokenizer.load(resumed[0])
+            self.tokenizer = PerformanceTokenizer.load(resumed)
+        elif start is not None:
+            self.tokenizer = start
         else:
             composers = top_composers(list_pieces(cfg.data), cfg.composers) if cfg.composers else ()
             self.tokenizer = PerformanceTokenizer.create(composers)
@@ -223,9 +238,36 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step, self.best_val = state["step"], state["best_val"]
         self.tokens_seen, self.train_seconds = state["tokens_seen"], state["train_seconds"]
+        self.started_from = state.get("started_from")
         if self.is_main:
             log.info("resumed from %s at step %d", directory, self.step)
             self.record.forget_after(self.step)
+
+    def _warm_start(self, model: MusicTransformer, tokenizer, meta: dict) -> None:
+        """The trained model's weights in this run's model (its rotary tables are this run's
+        window's, built from the config), after checking that they fit."""
+        ours, theirs = self.model_config, model.config
+        for key in ("n_layer", "n_head", "n_embd", "rope_base", "vocab_size"):
+            if getattr(ours, key) != getattr(theirs, key):
+                raise InvalidParameterError(
+                    f"--init-from {self.cfg.init_from}: its {key} is {getattr(theirs, key)}, "
+                    f"this run's {getattr(ours, key)}. A warm start keeps the model's "
+                    "architecture and tokenizer (only --block-size and --dropout may change)."
+                )
+        self.model.load_state_dict(model.state_dict())
+        self.started_from = {
+            "checkpoint": self.cfg.init_from,
+            "step": meta.get("step"),
+            "tokens_seen": meta.get("tokens_seen"),
+        }
+        if self.is_main:
+            log.info(
+                "warm start from %s (step %s, window %d -> %d)",
+                self.cfg.init_from,
+                meta.get("step"),
+                theirs.block_size,
+                ours.block_size,
+            )
 
     def _state(self) -> dict:
         """What --resume needs to continue exactly: optimizer, scaler, RNG and counters."""
@@ -238,6 +280,7 @@ class Trainer:
             "best_val": self.best_val,
             "tokens_seen": self.tokens_seen,
             "train_seconds": self.train_seconds,
+            "started_from": self.started_from,
         }
 
     def _meta(self, val_loss: float) -> dict:
@@ -252,6 +295,7 @@ class Trainer:
             "val_loss": val_loss,
             "device": devices.describe(self.device),
             "world_size": self.world,
+            "started_from": self.started_from,
         }
 
     # ----- loop
@@ -388,12 +432,30 @@ class Trainer:
 
 def config_from_args(args) -> TrainConfig:
     """A TrainConfig from the command's flags: the architecture flags (--n-layer, ...) fill its
-    ModelConfig, the others its own fields; a flag not given keeps the dataclass default."""
+    ModelConfig (over the warm start's, with --init-from), the others its own fields; a flag not
+    given keeps the dataclass default."""
     given = {k: v for k, v in vars(args).items() if v is not None}
     model_names = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
     train_names = {f.name for f in fields(TrainConfig)} - {"model"}
-    model = ModelConfig(**{k: v for k, v in given.items() if k in model_names})
+    architecture = {k: v for k, v in given.items() if k in model_names}
+    if given.get("init_from"):
+        if "composers" in given:
+            raise InvalidParameterError(
+                "--composers with --init-from: a warm start keeps the model's tokenizer and "
+                "its style tokens."
+            )
+        model = warm_start_model(given["init_from"], **architecture)
+    else:
+        model = ModelConfig(**architecture)
     return TrainConfig(model=model, **{k: v for k, v in given.items() if k in train_names})
+
+
+def warm_start_model(init_from: str, **changes) -> ModelConfig:
+    """The architecture of a trained model (a bundled one's short name or a checkpoint folder),
+    with `changes` (a longer block_size, another dropout): what `init_from` trains on."""
+    directory = resolve(init_from)
+    saved = json.loads((directory / CONFIG_FILE).read_text())["model"]
+    return replace(ModelConfig.from_dict(saved), **changes)
 
 
 def run(cfg: TrainConfig, resume: bool) -> dict:

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from musicgen.checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint
+from musicgen.checkpoint import BUNDLED, WEIGHTS_FILE, load_checkpoint, save_checkpoint
 from musicgen.errors import CheckpointError, InvalidParameterError
 from musicgen.model import IGNORE, ModelConfig, MusicTransformer
 from musicgen.tokenizer import PerformanceTokenizer
@@ -129,6 +129,21 @@ def test_train_flags_fill_the_architecture_and_the_training_config():
     assert cfg.lr == 0.01 and cfg.model.vocab_size is None
     with pytest.raises(InvalidParameterError, match="vocab_size is not set"):
         MusicTransformer(cfg.model)
+
+
+def test_init_from_takes_the_models_architecture_and_tokenizer():
+    from musicgen.cli import build_parser
+    from musicgen.train import config_from_args
+
+    parse = lambda *flags: config_from_args(  # noqa: E731
+        build_parser().parse_args(["train", "--data", "d", "--out", "o", *flags])
+    )
+    small = json.loads((BUNDLED["small"] / "config.json").read_text())["model"]
+    cfg = parse("--init-from", "small", "--block-size", "1024")
+    assert cfg.init_from == "small" and cfg.model.block_size == 1024
+    assert cfg.model.to_dict() == small | {"block_size": 1024}
+    with pytest.raises(InvalidParameterError, match="--composers with --init-from"):
+        parse("--init-from", "small", "--composers", "4")
 
 
 def test_a_short_run_warms_up_for_a_tenth_of_it_and_a_bad_warm_up_names_both_flags():

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,9 +14,10 @@ from conftest import MIDI_DIR, ROOT
 
 from musicgen.app_process import free_port
 from musicgen.checkpoint import STATE_FILE, load_checkpoint, resolve
-from musicgen.errors import CheckpointError
+from musicgen.data import split_window
+from musicgen.errors import CheckpointError, InvalidParameterError
 from musicgen.model import ModelConfig
-from musicgen.train import TrainConfig, run
+from musicgen.train import TrainConfig, Trainer, run, warm_start_model
 
 pytestmark = pytest.mark.slow  # real processes: a server, the CLI, training runs
 
@@ -80,6 +82,44 @@ def test_resume_keeps_the_architecture_and_reads_older_runs(tmp_path):
     assert (
         meta["model"] == ModelConfig(**TINY_MODEL, vocab_size=meta["model"]["vocab_size"]).to_dict()
     )
+
+
+def warm(tmp_path, out="warm", **kwargs) -> TrainConfig:
+    """A run that starts from the tiny run's best checkpoint, whose architecture it takes."""
+    changes = kwargs.pop("model", {})
+    model = warm_start_model(str(tmp_path / "run"), **changes)
+    return replace(config(tmp_path, out, init_from=str(tmp_path / "run"), **kwargs), model=model)
+
+
+def test_a_warm_start_begins_where_the_checkpoint_is(tmp_path):
+    run(config(tmp_path, stop_at_step=10), resume=False)
+    trained, _, _ = load_checkpoint(tmp_path / "run")
+    cfg = warm(tmp_path, max_steps=4, stop_at_step=2)
+    trainer = Trainer(cfg)
+    batch = trainer.batch(trainer.train_windows, 0, 0, 0)
+    with torch.no_grad():
+        _, expected = trained(*split_window(batch, trainer.tokenizer.pad_id))
+    trainer.train()
+    first = losses(tmp_path / "warm")[0]
+    assert first[0] == 1 and first[2] == pytest.approx(float(expected), abs=1e-4)
+    assert first[1] == pytest.approx(cfg.lr / cfg.warmup_steps)  # its own warm-up, from 0
+    # the checkpoint records where it started; --resume goes on without reloading it
+    assert load_checkpoint(tmp_path / "warm")[2]["started_from"]["step"] == 10
+    assert run(replace(cfg, stop_at_step=None), resume=True)["step"] == 4
+    assert load_checkpoint(tmp_path / "warm")[2]["started_from"]["step"] == 10
+
+
+def test_a_warm_start_may_widen_the_window_but_not_the_model(tmp_path):
+    run(config(tmp_path, stop_at_step=5), resume=False)
+    longer = warm(tmp_path, "longer", max_steps=2, model={"block_size": 64})
+    assert run(longer, resume=False)["step"] == 2
+    model, _, _ = load_checkpoint(tmp_path / "longer")
+    assert model.config.block_size == 64 and model.rope_cos.shape[0] == 64
+    wider = warm(tmp_path, "wider", model={"n_embd": 64})
+    with pytest.raises(InvalidParameterError, match="n_embd is 32, this run's 64"):
+        run(wider, resume=False)
+    with pytest.raises(CheckpointError, match="No trained checkpoint"):
+        run(config(tmp_path, "nothing", init_from=str(tmp_path / "missing")), resume=False)
 
 
 def test_a_failed_checkpoint_save_leaves_the_previous_one(tmp_path, monkeypatch):
