@@ -12,7 +12,7 @@
    (`evaluate` on a CPU computes float32: about twice the time).
 
     python benchmarks/context_use.py --data ../shared/data/maestro-v3.0.0 [--pieces 24]
-        [--checkpoint DIR]
+        [--checkpoint DIR] [--device cuda] [--cache-dir DIR] [--no-stretch]
 """
 
 import argparse
@@ -25,13 +25,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from musicgen import device as devices
 from musicgen.checkpoint import load_checkpoint, resolve
 from musicgen.data import build_cache
 from musicgen.evaluate import PARTS, score_windows, windows
 from musicgen.model import rope_frequencies
 from musicgen.tokenizer import NOTE_PITCH
 
-CONTEXT_EDGES = (1, 64, 128, 256, 512, 768, 1024)  # tokens of context, as bucket edges
+CONTEXT_EDGES = (1, 64, 128, 256, 512, 768, 1024, 1536)  # tokens of context, bucket edges
 WINDOWS_PER_PIECE = 4
 STRETCH = 2  # how many times the trained window the stretched tables reach
 STRETCHES = ("extrapolate", "linear", "ntk", "yarn")
@@ -56,14 +57,15 @@ def rotary_frequencies(model, kind: str) -> tuple[torch.Tensor, float]:
 
 def set_rotary(model, block: int, inv_freq: torch.Tensor, scale: float) -> None:
     """Rotary tables for `block` positions; `scale` multiplies q and k (both tables)."""
-    angles = torch.outer(torch.arange(block, dtype=torch.float32), inv_freq)
+    angles = torch.outer(torch.arange(block, dtype=torch.float32), inv_freq.cpu())
+    angles = angles.to(model.embed.weight.device)
     model.rope_cos, model.rope_sin = angles.cos() * scale, angles.sin() * scale
     model.config = dataclasses.replace(model.config, block_size=block)
 
 
 @torch.inference_mode()
 def by_context(model, tok, pieces: list[np.ndarray]) -> list[dict]:
-    block = model.config.block_size
+    block, dev = model.config.block_size, model.embed.weight.device
     edges = [e for e in CONTEXT_EDGES if e < block] + [block + 1]
     context = np.arange(1, block + 1)  # tokens of context behind each target of a window
     bucket = np.digitize(context, edges) - 1
@@ -72,10 +74,11 @@ def by_context(model, tok, pieces: list[np.ndarray]) -> list[dict]:
     for ids in pieces:
         # up to WINDOWS_PER_PIECE full windows, the piece's first skipped
         for start in range(block, len(ids) - block - 1, block)[:WINDOWS_PER_PIECE]:
-            window = torch.as_tensor(ids[start : start + block + 1])[None]
-            with torch.autocast("cpu", torch.bfloat16):
+            window = torch.as_tensor(ids[start : start + block + 1], device=dev)[None]
+            with torch.autocast(dev.type, torch.bfloat16):
                 logits, _ = model(window[:, :-1])
-            nll = F.cross_entropy(logits[0].float(), window[0, 1:], reduction="none").numpy()
+            nll = F.cross_entropy(logits[0].float(), window[0, 1:], reduction="none")
+            nll = nll.cpu().numpy()
             pitch = tok.kind[ids[start + 1 : start + block + 1]] == NOTE_PITCH
             for row, keep in enumerate((np.ones_like(pitch), pitch)):
                 np.add.at(sums[row], bucket[keep], nll[keep])
@@ -108,10 +111,15 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--pieces", type=int, default=24)
     parser.add_argument("--checkpoint")
+    parser.add_argument("--device", help="default: the best available")
+    parser.add_argument("--cache-dir", help="the token cache's folder")
+    parser.add_argument(
+        "--no-stretch", action="store_true", help="only the trained window (part 1, and its NLL)"
+    )
     args = parser.parse_args()
     directory = resolve(args.checkpoint)
-    model, tok, _ = load_checkpoint(directory)
-    cache = build_cache(args.data, tok)
+    model, tok, _ = load_checkpoint(directory, devices.pick_device(args.device))
+    cache = build_cache(args.data, tok, args.cache_dir)
     test = cache.pieces("test")
     chosen = np.linspace(0, len(test) - 1, args.pieces).astype(int)
     pieces = [cache.piece_tokens(test[i]) for i in chosen]
@@ -125,7 +133,7 @@ def main() -> None:
         "trained": nll_per_note(model, tok, pieces),
         "stretched": {},
     }
-    for kind in STRETCHES:
+    for kind in () if args.no_stretch else STRETCHES:
         set_rotary(model, STRETCH * block, *rotary_frequencies(model, kind))
         result["stretched"][f"{kind}, {STRETCH * block} tokens"] = nll_per_note(model, tok, pieces)
         trained = rope_frequencies(model.config.head_dim, model.config.rope_base)

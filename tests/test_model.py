@@ -157,3 +157,24 @@ def test_a_short_run_warms_up_for_a_tenth_of_it_and_a_bad_warm_up_names_both_fla
     assert parse().warmup_steps == WARMUP_STEPS
     with pytest.raises(InvalidParameterError, match=r"--warmup-steps \(50\).*--max-steps \(30\)"):
         parse("--max-steps", "30", "--warmup-steps", "50")
+
+
+def test_int8_weights_carry_a_checkpoint_and_come_back_close(tmp_path, tiny_model):
+    """scripts/int8_weights.py: how the GPU job carries the starting weights (a quarter of the
+    float32 size); unpacked, an ordinary checkpoint whose logits stay close."""
+    import runpy
+
+    from conftest import ROOT
+
+    script = runpy.run_path(str(ROOT / "scripts" / "int8_weights.py"))
+    model, tok = tiny_model
+    save_checkpoint(tmp_path / "fp32", model, tok)
+    script["pack"](str(tmp_path / "fp32"), str(tmp_path / "int8"))
+    script["unpack"](str(tmp_path / "int8"), str(tmp_path / "back"))
+    packed = (tmp_path / "int8" / script["PACKED_FILE"]).stat().st_size
+    assert packed < 0.3 * (tmp_path / "fp32" / WEIGHTS_FILE).stat().st_size
+    again, _, _ = load_checkpoint(tmp_path / "back")
+    x = torch.randint(0, tok.vocab_size, (1, 40))
+    with torch.no_grad():
+        expected, got = model(x)[0].softmax(-1), again(x)[0].softmax(-1)
+    assert not torch.equal(expected, got) and (expected - got).abs().max() < 0.01
