@@ -19,6 +19,7 @@ MODULES = (
     "checkpoint",  # weights + config + tokenizer in a folder; training run folders
     "decoders",  # how a decoding step runs, and which one a machine uses
     "generate",  # sampling continuations under the grammar and time masks
+    "rewrite",  # rewriting a passage inside a piece: sampled, then judged by what follows
     "data",  # MAESTRO's split or any MIDI folder, tokenized once into a cache; windows
     "evaluate",  # NLL of whole pieces
     "run_record",  # a training run's log and listening samples

@@ -170,12 +170,15 @@ def sample(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     decoder: Decoder | None = None,
+    not_before: float = 0.0,
 ) -> list[Sample]:
     """A Sample (continuation token ids and their log-likelihood) for each candidate.
 
     Each continuation ends by itself when no time shift fits in what is left of the requested
     length (so within one 10 ms grid step of it, whatever shifts the model picked), and one
-    onset never strikes a pitch twice nor more than MAX_NOTES_PER_ONSET notes.
+    onset never strikes a pitch twice nor more than MAX_NOTES_PER_ONSET notes. No note starts
+    before `not_before` seconds after the prompt's last onset (a passage written into a span
+    starts inside it).
     """
     device = model.embed.weight.device
     block = model.config.block_size
@@ -227,6 +230,8 @@ def sample(
         allowed &= t.shift[None, :] <= remaining[:, None]  # no shift past the requested length
         full = struck.sum(dim=1, keepdim=True) >= MAX_NOTES_PER_ONSET
         allowed &= ~(struck | (full & t.is_pitch))  # no repeated pitch, no pile of notes
+        if not_before:  # only time shifts until the span begins
+            allowed &= ~(t.is_pitch[None, :] & (elapsed < not_before - 1e-6)[:, None])
         allowed |= done[:, None] & t.allowed[state]  # ended rows run on until all end (cut below)
         raw = logits.float()
         logits = raw.masked_fill(~allowed, float("-inf"))

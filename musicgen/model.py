@@ -108,8 +108,14 @@ class KVCache:
 
     def mask(self, positions: torch.Tensor) -> torch.Tensor | None:
         """The attention mask for queries at `positions`: None means causal over what update
-        returned (dynamic cache: a prefill from 0 or a single new token)."""
-        return self.causal[positions] if self.static else None
+        returned (dynamic cache: a prefill from 0 or a single new token); a chunk of several
+        tokens after cached ones sees every cached slot, and the chunk causally."""
+        if self.static:
+            return self.causal[positions]
+        if len(positions) > 1 and int(positions[0]) > 0:
+            slots = torch.arange(int(positions[-1]) + 1, device=positions.device)
+            return slots[None, :] <= positions[:, None]
+        return None
 
 
 def rope_frequencies(head_dim: int, base: float) -> torch.Tensor:
@@ -239,6 +245,15 @@ class MusicTransformer(nn.Module):
             raise ValueError(f"prompt of {T} tokens exceeds the cache of {cache.max_len}")
         out = self._outputs(idx, torch.arange(T, device=idx.device), cache)
         return out if every_position else out[:, -1]
+
+    def extend(self, idx: torch.Tensor, start: int, cache: KVCache) -> torch.Tensor:
+        """idx (B, T) after the `start` tokens already in the cache, at positions start.. ->
+        the logits of every position (B, T, vocab): a prefix prefilled once, then extended by
+        every candidate at once."""
+        T = idx.size(1)
+        if cache.max_len < start + T:
+            raise ValueError(f"{start} + {T} tokens exceed the cache of {cache.max_len}")
+        return self._outputs(idx, torch.arange(start, start + T, device=idx.device), cache)
 
     def decode_step(self, idx: torch.Tensor, position: torch.Tensor, cache: KVCache):
         """One new token per row, idx (B, 1), at `position` (1,) -> logits (B, vocab)."""
