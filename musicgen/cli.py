@@ -10,7 +10,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .errors import MusicgenError
+from .errors import InvalidParameterError, MusicgenError
 
 
 def _generate(args) -> int:
@@ -72,6 +72,75 @@ def _generate(args) -> int:
             + f" ({len(c.added)} new notes{judged})"
         )
     print(f"seed {config.seed}")
+    return 0
+
+
+def _rewrite(args) -> int:
+    import shutil
+
+    from tqdm import tqdm
+
+    from .studio import SamplingConfig, Studio
+
+    if args.output.resolve() == args.piece.resolve():
+        raise InvalidParameterError("-o names the piece itself: the original is never changed.")
+    config = SamplingConfig(
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        num_candidates=args.candidates,
+        composer=args.composer,
+    )
+    studio = Studio.load([args.model or args.checkpoint], args.device)
+    span = args.end - args.start
+    bar = tqdm(total=round(span, 1), unit="s of music", desc="rewriting", disable=args.json)
+
+    def on_progress(p):
+        bar.n = round(min(p.seconds, span), 1)
+        bar.refresh()
+
+    outcome = studio.rewrite(
+        args.piece, args.start, args.end, config, audio=args.wav is not None,
+        on_progress=on_progress,
+    )  # fmt: skip
+    bar.close()
+    best = outcome.passages[0]
+    shutil.copyfile(best.midi, args.output)
+    if args.wav is not None and best.wav is not None:
+        shutil.copyfile(best.wav, args.wav)
+    r = outcome.rewrite
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "from": r.start,
+                    "to": r.end,
+                    "output": str(args.output),
+                    "after_notes": r.after_notes,
+                    "original": {
+                        "after_nll_per_note": r.original.after_nll_per_note,
+                        "notes": len(r.original.notes),
+                    },
+                    "candidates": [
+                        {
+                            "rank": rank,
+                            "after_nll_per_note": p.after_nll_per_note,
+                            "log_likelihood_per_note": p.log_likelihood_per_note,
+                            "notes": len(p.notes),
+                        }
+                        for rank, p in enumerate(r.passages)
+                    ],
+                    "seed": config.seed,
+                    "seconds_taken": round(outcome.seconds_taken, 3),
+                }
+            )
+        )
+    else:
+        for note in outcome.notes:
+            logging.warning(note)
+        print(outcome.describe().replace("**", "").replace("`", ""))
+        print(f"wrote {args.output}" + (f" and {args.wav}" if args.wav else ""))
     return 0
 
 
@@ -194,6 +263,25 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--checkpoint", type=Path, help="a checkpoint folder or training run")
     g.add_argument("--device")
     g.set_defaults(func=_generate)
+
+    r = sub.add_parser("rewrite", help="rewrite a passage of a MIDI piece, everything else kept")
+    r.add_argument("piece", type=Path)
+    r.add_argument("--from", dest="start", type=float, required=True, help="seconds")
+    r.add_argument("--to", dest="end", type=float, required=True, help="seconds")
+    r.add_argument("-o", "--output", type=Path, required=True, help="the piece, rewritten")
+    r.add_argument("--wav", type=Path, help="also the best passage in context as a WAV")
+    r.add_argument("--candidates", type=int, default=16, help="passages written and judged (1-16)")
+    r.add_argument("--temperature", type=float, default=SamplingConfig.temperature)
+    r.add_argument("--top-k", type=int, default=SamplingConfig.top_k, help="0 turns it off")
+    r.add_argument("--top-p", type=float, default=SamplingConfig.top_p, help="1 turns it off")
+    r.add_argument("--seed", type=int, default=SamplingConfig.seed)
+    r.add_argument("--composer", help="composer style token of the checkpoint, if any")
+    which = r.add_mutually_exclusive_group()
+    which.add_argument("--model", choices=list(BUNDLED), help="a bundled model (default: base)")
+    which.add_argument("--checkpoint", type=Path, help="a checkpoint folder or training run")
+    r.add_argument("--device")
+    r.add_argument("--json", action="store_true", help="every candidate's score, one JSON line")
+    r.set_defaults(func=_rewrite)
 
     t = sub.add_parser("train", help="train a model on MAESTRO or a folder of MIDI files")
     t.add_argument(

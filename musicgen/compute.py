@@ -23,6 +23,7 @@ from .checkpoint import load_checkpoint, resolve
 from .decoders import Decoder, choose_decoder
 from .generate import Progress, SamplingConfig, continue_performance
 from .midi import Performance
+from .rewrite import rewrite_passage
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,29 @@ class Model:
     @property
     def parameters(self) -> int:
         return self.model.num_params()
+
+    def rewrite(
+        self,
+        piece: Performance,
+        start: float,
+        end: float,
+        config: SamplingConfig,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Future:
+        """The passages for [start, end) (rewrite_passage), computed on the compute thread."""
+        return COMPUTE.submit(
+            rewrite_passage,
+            self.model,
+            self.tokenizer,
+            piece,
+            start,
+            end,
+            config,
+            on_progress,
+            should_stop,
+            self.decoder,
+        )
 
     def continue_window(
         self,

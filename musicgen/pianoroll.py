@@ -46,10 +46,13 @@ def draw(
     continuation: Performance | None = None,
     width: int = 1000,
     seconds: float | None = None,
+    rewritten: tuple[float, float] | None = None,
 ) -> Image.Image:
     """The prompt in blue, the continuation (same time axis) in orange after a red marker.
     The time axis runs from 0 to `seconds` (give the length of the audio beside the roll, so
-    that PLAYBACK_CURSOR_JS lines up), by default to the last note's end."""
+    that PLAYBACK_CURSOR_JS lines up), by default to the last note's end. With `rewritten` (start,
+    end), the orange notes are a passage rewritten inside the piece: red markers at both ends
+    of the span, and the legend says so."""
     parts = [(prompt.notes, PROMPT_RGB)]
     if continuation is not None:
         parts.append((continuation.notes, CONTINUATION_RGB))
@@ -98,10 +101,20 @@ def draw(
             x0, x1 = x_of(onset), max(x_of(offset), x_of(onset) + 1)
             y0 = y_of(int(pitch))
             pen.rectangle([x0, y0, x1, y0 + ROW - 1], fill=colour)
-    # legend and the marker where the continuation starts
+    # legend and the markers: where the continuation starts, or the rewritten span
     pen.rectangle([KEYBOARD, 5, KEYBOARD + 12, 15], fill=tuple(int(c) for c in PROMPT_RGB))
-    pen.text((KEYBOARD + 16, 3), "prompt", fill=TEXT, font=label)
-    if continuation is not None and len(continuation):
+    first = "prompt" if rewritten is None else "the piece"
+    pen.text((KEYBOARD + 16, 3), first, fill=TEXT, font=label)
+    if rewritten is not None:
+        for edge in rewritten:
+            pen.line([(x_of(edge), top), (x_of(edge), bottom)], fill=MARKER_RGB, width=2)
+        legend_x = KEYBOARD + 90
+        pen.rectangle(
+            [legend_x, 5, legend_x + 12, 15], fill=tuple(int(c) for c in CONTINUATION_RGB)
+        )
+        text = f"rewritten passage, {rewritten[0]:.1f} s to {rewritten[1]:.1f} s"
+        pen.text((legend_x + 16, 3), text, fill=TEXT, font=label)
+    elif continuation is not None and len(continuation):
         start = float(continuation.notes[:, ONSET].min())
         x = x_of(start)
         pen.line([(x, top), (x, bottom)], fill=MARKER_RGB, width=2)

@@ -41,6 +41,7 @@ from .generate import (
 )
 from .midi import (
     MAX_FILE_BYTES,
+    OFFSET,
     ONSET,
     PROMPT_SECONDS,
     Performance,
@@ -54,6 +55,7 @@ from .midi import (
 )
 from .originality import OriginalityIndex, SharedRun
 from .pianoroll import PLAYBACK_CURSOR_JS, draw
+from .rewrite import Passage, Rewrite, check_span
 from .streaming import LiveTake, Stretch, Writing
 from .synth import Renderer, audio_seconds, write_wav
 
@@ -76,6 +78,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 SETTINGS_PREFIX = "musicgen "
+CONTEXT_SECONDS = 3.0  # a rewritten passage is heard from this long before it to after it
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,46 @@ class Outcome:
                 )
             if run is not None:
                 line += " · " + SharedRun(run["notes"], run["piece"]).describe()
+            lines.append(line)
+        return "\n\n".join(lines + self.notes)
+
+
+@dataclass(frozen=True)
+class PassageFiles:
+    rank: int  # 0-based, best first
+    midi: Path  # the whole piece with this passage in place
+    wav: Path | None  # in context: CONTEXT_SECONDS before the span to CONTEXT_SECONDS after
+    roll: Path  # the same stretch: the passage in orange
+    settings: dict  # also embedded in the MIDI file
+
+
+@dataclass
+class RewriteOutcome:
+    passages: list[PassageFiles]
+    rewrite: Rewrite
+    seconds_taken: float
+    device: str
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        r, s = self.rewrite, self.passages[0].settings if self.passages else {}
+        original = r.original.after_nll_per_note
+        lines = [
+            f"**{len(self.passages)} of {s.get('candidates')} passage(s)** for "
+            f"{r.start:g}–{r.end:g} s · seed **{s.get('seed')}** · temperature "
+            f"{s.get('temperature'):g} · took **{self.seconds_taken:.2f} s** on `{self.device}` "
+            f"with `{s.get('checkpoint')}`",
+        ]
+        if r.after_notes:
+            lines.append(
+                f"Judged by how likely the model finds the {r.after_notes} notes after the "
+                f"passage (nats per note, lower is better): the original passage "
+                f"{original:.2f}."
+            )
+        for files, passage in zip(self.passages, r.passages):
+            line = f"Passage {files.rank + 1}: {len(passage.notes)} notes"
+            if passage.after_nll_per_note is not None:
+                line += f", {passage.after_nll_per_note:.2f} nats per note after it"
             lines.append(line)
         return "\n\n".join(lines + self.notes)
 
@@ -430,6 +473,93 @@ class Studio:
             request.notes,
         )
 
+    def rewrite(
+        self,
+        piece: str | Path | Performance,
+        start,
+        end,
+        config: SamplingConfig,
+        model: str | None = None,
+        name: str | None = None,
+        audio: bool = True,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> RewriteOutcome:
+        """Rewrite the passage [start, end) (seconds) of a MIDI file (a path, parsed isolated)
+        or a parsed performance: config.num_candidates passages, the best MAX_CANDIDATES with
+        their files in a new folder, best first. Each passage's MIDI is the whole piece with it
+        in place (named `piece-stepN-rK`, the settings embedded); its audio and roll are in
+        context, from CONTEXT_SECONDS before the span to CONTEXT_SECONDS after it."""
+        chosen = self.model(model)
+        if name is None and not isinstance(piece, Performance):
+            name = Path(str(piece)).stem
+        perf = piece if isinstance(piece, Performance) else self.read_prompt(piece)
+        start, end = check_span(perf, start, end)
+        request = self._request(chosen, perf)
+        result = chosen.rewrite(perf, start, end, config, on_progress, should_stop).result()
+        settings = {
+            "rewrite": {"from": round(start, 3), "to": round(end, 3)},
+            "temperature": config.temperature,
+            "top_k": config.top_k,
+            "top_p": config.top_p,
+            "seed": config.seed,
+            "candidates": config.num_candidates,
+            "composer": config.composer,
+            "checkpoint": chosen.name,
+            "decoder": chosen.decoder.name,
+            "original_after_nll_per_note": _rounded(result.original.after_nll_per_note),
+            "after_notes": result.after_notes,
+        }
+        piece_name, step = take_name(name)
+        files = [
+            self._write_passage(request, f"{piece_name}-step{step}", rank, passage, settings, audio)
+            for rank, passage in enumerate(result.passages[:MAX_CANDIDATES])
+        ]
+        if not result.after_notes:
+            request.notes.append(
+                "Nothing comes after the passage: its candidates are ranked as takes are."
+            )
+        return RewriteOutcome(
+            files,
+            result,
+            time.perf_counter() - request.started,
+            devices.describe(chosen.device),
+            request.notes,
+        )
+
+    def _write_passage(
+        self,
+        request: _Request,
+        prefix: str,
+        rank: int,
+        passage: Passage,
+        settings: dict,
+        audio: bool,
+    ) -> PassageFiles:
+        """A rewritten passage's files: the whole piece's MIDI, and in context its WAV and roll
+        (the passage in orange, the music around it in blue)."""
+        settings = settings | {
+            "rank": rank,
+            "after_nll_per_note": _rounded(passage.after_nll_per_note),
+            "log_likelihood_per_note": _rounded(passage.log_likelihood_per_note),
+        }
+        stem = request.folder / f"{prefix}-r{rank + 1}"
+        text = SETTINGS_PREFIX + json.dumps(settings, sort_keys=True)
+        midi = write_midi(passage.piece, stem.with_suffix(".mid"), text)
+        start, end = settings["rewrite"]["from"], settings["rewrite"]["to"]
+        heard_from = max(0.0, start - CONTEXT_SECONDS)
+        context = _excerpt(passage.piece, heard_from, end + CONTEXT_SECONDS)
+        wav = self._audio(context, stem.with_suffix(".wav"), request.notes) if audio else None
+        onsets = passage.piece.notes[:, ONSET]
+        outside = make_performance(passage.piece.notes[(onsets < start) | (onsets >= end)])
+        around = _excerpt(outside, heard_from, end + CONTEXT_SECONDS)
+        new = _excerpt(passage.notes, heard_from, end + CONTEXT_SECONDS)
+        seconds = audio_seconds(context) if wav else None
+        rewritten = (start - heard_from, end - heard_from)
+        draw(around, new, seconds=seconds, rewritten=rewritten).save(stem.with_suffix(".png"))
+        stem.with_suffix(".json").write_text(json.dumps(settings, indent=2))
+        return PassageFiles(rank, midi, wav, stem.with_suffix(".png"), settings)
+
     def _judge(self, continuations, settings: dict, before: Performance, window_start: float):
         """The takes, best first, each with the piece it makes and its settings."""
         rows = sorted(range(len(continuations)), key=lambda i: _judgement(continuations[i]))
@@ -488,6 +618,14 @@ class Studio:
         return CandidateFiles(wav, midi, added, roll, result.settings)
 
 
+def _excerpt(perf: Performance, start: float, end: float) -> Performance:
+    """The notes struck in [start, end), moved to start at 0, each ending by `end`."""
+    notes = perf.notes[(perf.notes[:, ONSET] >= start) & (perf.notes[:, ONSET] < end)].copy()
+    notes[:, OFFSET] = np.minimum(notes[:, OFFSET], end)
+    notes[:, [ONSET, OFFSET]] -= start
+    return make_performance(notes, perf.warnings)
+
+
 def _judgement(c: Continuation) -> tuple:
     """Sort key, best first: closest to the prompt's level; without a prompt level, the most
     likely; takes without notes last."""
@@ -502,12 +640,13 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-STEP_NAME = re.compile(r"^(?P<piece>.+)-step(?P<step>\d+)-c\d+$")
+# A step's file: a take (`-cK`, continuing) or a rewritten passage (`-rK`)
+STEP_NAME = re.compile(r"^(?P<piece>.+)-step(?P<step>\d+)-[cr]\d+$")
 
 
 def take_name(name: str | None) -> tuple[str, int]:
-    """(piece, step) for a new result: a step's result `bach-step2-c3` gives ('bach', 3); any
-    other name starts a piece at step 1 (kept to letters, digits, '-' and '_')."""
+    """(piece, step) for a new result: a step's result `bach-step2-c3` (or `-r3`) gives
+    ('bach', 3); any other name starts a piece at step 1 (kept to letters, digits, '-' and '_')."""
     match = STEP_NAME.match(name or "")
     if match:
         return match["piece"], int(match["step"]) + 1
