@@ -171,6 +171,7 @@ def sample(
     should_stop: Callable[[], bool] | None = None,
     decoder: Decoder | None = None,
     not_before: float = 0.0,
+    open_end: bool = False,
 ) -> list[Sample]:
     """A Sample (continuation token ids and their log-likelihood) for each candidate.
 
@@ -178,7 +179,10 @@ def sample(
     length (so within one 10 ms grid step of it, whatever shifts the model picked), and one
     onset never strikes a pitch twice nor more than MAX_NOTES_PER_ONSET notes. No note starts
     before `not_before` seconds after the prompt's last onset (a passage written into a span
-    starts inside it).
+    starts inside it). With `open_end`, a time shift may also reach past the length: the model's
+    way of saying that the next note comes after it, which ends that candidate there (its last
+    token; without it, the shifts that fit are all the model can choose near the end, and a
+    passage that must lead into music after it crowds its last second with notes).
     """
     device = model.embed.weight.device
     block = model.config.block_size
@@ -227,7 +231,8 @@ def sample(
     while generated < max_tokens:
         allowed = t.allowed[state]  # (B, V) grammar
         remaining = config.seconds - elapsed + 1e-6
-        allowed &= t.shift[None, :] <= remaining[:, None]  # no shift past the requested length
+        if not open_end:  # no shift past the requested length
+            allowed &= t.shift[None, :] <= remaining[:, None]
         full = struck.sum(dim=1, keepdim=True) >= MAX_NOTES_PER_ONSET
         allowed &= ~(struck | (full & t.is_pitch))  # no repeated pitch, no pile of notes
         if not_before:  # only time shifts until the span begins

@@ -22,7 +22,14 @@ import torch
 
 from .decoders import Decoder
 from .errors import InvalidParameterError, check_number
-from .generate import Progress, SamplingConfig, continuation_notes, continuation_origin, sample
+from .generate import (
+    Progress,
+    Sample,
+    SamplingConfig,
+    continuation_notes,
+    continuation_origin,
+    sample,
+)
 from .midi import ONSET, PROMPT_SECONDS, Performance, make_performance, merge, prompt_window
 from .model import MusicTransformer
 from .tokenizer import NOTE_PITCH, PerformanceTokenizer
@@ -35,6 +42,7 @@ AFTER_SHARE = 4  # ...at most a quarter of the model's window, to leave room for
 
 @dataclass(frozen=True)
 class Passage:
+    row: int  # its candidate's batch row: with the seed, what reproduces it (-1: the original)
     ids: np.ndarray  # its tokens, from the last onset before the span
     notes: Performance  # the passage, in the piece's time
     piece: Performance  # the piece with this passage in the span
@@ -113,14 +121,7 @@ def rewrite_passage(
     span's: it is not read), ranked; the original passage judged the same way."""
     start, end = check_span(piece, start, end)
     notes = piece.notes
-    window_start = max(0.0, start - PROMPT_SECONDS)
-    if not ((notes[:, ONSET] >= window_start) & (notes[:, ONSET] < start)).any():
-        raise InvalidParameterError(
-            f"No note starts in the {PROMPT_SECONDS:g} s before {start:g} s: a passage carries "
-            "on from the music just before it."
-        )
-    prompt = tok.encode(prompt_window(piece, window_start, start))
-    origin = window_start + continuation_origin(tok, prompt)  # the last onset before the span
+    prompt, origin = music_before(tok, piece, start)
     samples = sample(
         model,
         tok,
@@ -130,7 +131,9 @@ def rewrite_passage(
         should_stop,
         decoder,
         not_before=start - origin,
+        open_end=True,
     )
+    samples = [_until(tok, s, end - origin) for s in samples]
     before = make_performance(notes[notes[:, ONSET] < start], piece.warnings)
     after = make_performance(notes[notes[:, ONSET] >= end])
     judged = judging_notes(tok, after, end, model.config.block_size // AFTER_SHARE)
@@ -141,21 +144,35 @@ def rewrite_passage(
     )
     level = samples[0].prompt_log_likelihood_per_note if samples else None
 
-    def passage(ids, passage_notes, score, log_likelihood) -> Passage:
+    def passage(row, ids, passage_notes, score, log_likelihood) -> Passage:
         whole = merge(merge(before, passage_notes, 0.0), after, 0.0)
         per_note = None
         if log_likelihood is not None and len(passage_notes):
             per_note = log_likelihood / len(passage_notes)
-        return Passage(ids, passage_notes, whole, score, per_note, level)
+        return Passage(row, ids, passage_notes, whole, score, per_note, level)
 
     written = [
-        passage(s.ids, _inside(continuation_notes(tok, origin, s.ids), start, end), score,
+        passage(row, s.ids, _inside(continuation_notes(tok, origin, s.ids), start, end), score,
                 s.log_likelihood)
-        for s, score in zip(samples, scores)
+        for row, (s, score) in enumerate(zip(samples, scores))
     ]  # fmt: skip
-    original = passage(original_ids, span, scores[-1], None)
+    original = passage(-1, original_ids, span, scores[-1], None)
     result = Rewrite(start, end, [], original, len(judged))
     return replace(result, passages=sorted(written, key=result.rank))
+
+
+def music_before(tok: PerformanceTokenizer, piece: Performance, start: float):
+    """(the tokens of the PROMPT_SECONDS before `start`, where the last of them is: the
+    passage's origin in the piece's time, on the tokenizer's grid)."""
+    window_start = max(0.0, start - PROMPT_SECONDS)
+    onsets = piece.notes[:, ONSET]
+    if not ((onsets >= window_start) & (onsets < start)).any():
+        raise InvalidParameterError(
+            f"No note starts in the {PROMPT_SECONDS:g} s before {start:g} s: a passage carries "
+            "on from the music just before it."
+        )
+    prompt = tok.encode(prompt_window(piece, window_start, start))
+    return prompt, window_start + continuation_origin(tok, prompt)
 
 
 def judging_notes(
@@ -227,6 +244,14 @@ def score_suffixes(
         logits = torch.cat([torch.zeros_like(out[:, :1]), out[:, :-1]], dim=1)
     log_p = logits.float().log_softmax(dim=-1).gather(2, x[:, :, None])[:, :, 0].cpu().numpy()
     return np.array([-log_p[i, f : len(r)].sum() for i, (f, r) in enumerate(zip(first, rows))])
+
+
+def _until(tok: PerformanceTokenizer, s: Sample, seconds: float) -> Sample:
+    """A passage without the time shift that reached past its span (which said: the next note
+    comes after it); the music after the span then starts from its last onset."""
+    inside = np.cumsum(tok.shift_seconds[s.ids]) <= seconds + 1e-6
+    end = len(s.ids) if inside.all() else int(np.argmin(inside))
+    return replace(s, ids=s.ids[:end], token_log_p=s.token_log_p[:end])
 
 
 def _moved(perf: Performance, seconds: float) -> Performance:
