@@ -69,11 +69,13 @@ class Rewrite:
     after_notes: int  # notes of the music after the span that judged the passages
 
     def rank(self, passage: Passage) -> tuple:
-        """Sort key, best first (see the module's docstring); passages without notes last."""
-        if passage.log_likelihood_per_note is None and len(passage.notes) == 0:
-            return (2, 0.0)
+        """Sort key, best first (see the module's docstring). With music after the span, the
+        judgement alone (a rest may be the best lead into it); without, as takes are ranked,
+        passages without notes last."""
         if self.after_notes:
             return (0, passage.after_nll_per_note)
+        if not len(passage.notes):
+            return (2, 0.0)
         distance = passage.distance_from_prompt
         return (0, distance) if distance is not None else (1, 0.0)
 

@@ -98,3 +98,36 @@ def test_train_help_gives_every_option_a_line_and_its_default():
     for name in ("--n-layer", "--dropout", "--velocity-shift", "--lr", "--max-steps"):
         entry = next(e for e in proc.stdout.split("\n  --") if e.startswith(name[2:]))
         assert "(default:" in " ".join(entry.split()), entry  # argparse wraps long lines
+
+
+def test_rewrite_end_to_end_and_its_bad_input(tmp_path, tiny_checkpoint, midi_files):
+    piece, out = midi_files[0], tmp_path / "out.mid"
+    before = piece.read_bytes()
+    common = ("--checkpoint", tiny_checkpoint, "--device", "cpu")
+    proc = run_cli(
+        "rewrite", piece, "--from", 4, "--to", 8, "--candidates", 3, "-o", out, "--json", *common
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["from"] == 4 and len(result["candidates"]) == 3 and result["after_notes"] > 0
+    scores = [c["after_nll_per_note"] for c in result["candidates"]]
+    assert scores == sorted(scores) and result["original"]["after_nll_per_note"] > 0
+    written, original = read_midi(out).notes, read_midi(piece).notes
+    outside = lambda n: n[(n[:, 0] < 4) | (n[:, 0] >= 8)][:, [0, 2, 3]]  # noqa: E731
+    assert abs(outside(written) - outside(original)).max() < 0.01  # MIDI ticks round times
+    settings = json.loads(read_text_meta(out)[0].removeprefix("musicgen "))
+    assert settings["rewrite"] == {"from": 4.0, "to": 8.0} and settings["rank"] == 0
+    assert piece.read_bytes() == before  # the original is never changed
+    for args, message in (
+        (("--from", 8, "--to", 4), "before it starts"),
+        (("--from", 4, "--to", 4.2), "between 0.5 and 30"),
+        (("--from", 4, "--to", 60), "outside the piece"),
+    ):
+        proc = run_cli("rewrite", piece, *args, "-o", out, *common)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    proc = run_cli("rewrite", piece, "--from", 4, "--to", 8, "-o", piece, *common)
+    assert proc.returncode == 2 and "never changed" in proc.stderr
+    text = tmp_path / "notes.mid"
+    text.write_bytes(b"a shopping list, not music\n" * 10)
+    proc = run_cli("rewrite", text, "--from", 4, "--to", 8, "-o", out, *common)
+    assert proc.returncode == 2 and "MIDI" in proc.stderr, proc.stderr
