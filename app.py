@@ -19,6 +19,7 @@ import gradio as gr
 
 from musicgen.errors import MusicgenError
 from musicgen.studio import (
+    MAX_BATCH,
     MAX_CANDIDATES,
     MAX_CONTINUATION_SECONDS,
     MAX_FILE_BYTES,
@@ -314,6 +315,61 @@ def candidate_slots(audio_ok: bool) -> list[tuple]:
     return slots
 
 
+def rewrite_panel(audio_ok: bool):
+    """Rewrite a passage of the piece (the prompt file, or a take made the piece by "Continue
+    from take K"): the span, how many to try, and a slot per passage offered."""
+    with gr.Accordion("✎ Rewrite a passage of the piece", open=False, elem_id="rewrite"):
+        gr.Markdown(
+            "Write new music for a stretch of the piece in the prompt box: candidates carry on "
+            "from the music before it, and the model judges which lead best into the music "
+            "after it. Everything outside the passage stays as it was. Temperature, seed and "
+            "model are the settings above."
+        )
+        with gr.Row():
+            start = named(
+                gr.Number(
+                    label="Passage from (s)",
+                    value=None,
+                    minimum=0,
+                    placeholder="auto: 4 s before its end",
+                ),
+                "start",
+            )
+            end = named(
+                gr.Number(
+                    label="Passage to (s)", value=None, minimum=0, placeholder="auto: the end"
+                ),
+                "end",
+            )
+            tries = named(
+                gr.Slider(2, MAX_BATCH, value=8, step=1, label="Passages to try"), "candidates"
+            )
+        button = gr.Button("Rewrite", variant="primary", elem_id="rewrite-button")
+        info = gr.Markdown()
+        slots = []
+        for first in range(0, MAX_CANDIDATES, 2):
+            with gr.Row():
+                for i in range(first, min(first + 2, MAX_CANDIDATES)):
+                    with gr.Column(visible=False, min_width=420, elem_classes=PLAYABLE) as column:
+                        audio = gr.Audio(
+                            label=f"Passage {i + 1} in context"
+                            + (" (the model's favourite)" if i == 0 else ""),
+                            elem_id=f"passage-{i + 1}-audio",
+                            type="filepath",
+                            interactive=False,
+                            visible=audio_ok,
+                            waveform_options=NATIVE_PLAYER,
+                        )
+                        roll = gr.Image(
+                            label=f"Passage {i + 1}", type="filepath", interactive=False
+                        )
+                        midi = gr.File(label="MIDI: the whole piece with it", interactive=False)
+                        keep = gr.Button(f"✓ Keep passage {i + 1}", size="sm")
+                    slots.append(((column, audio, roll, midi), keep))
+        details = gr.JSON(label="Passages, best first: settings and the model's judgement")
+    return start, end, tries, button, info, slots, details
+
+
 class Handlers:
     """What the page's events do: thin calls into the studio, its errors turned into messages."""
 
@@ -436,6 +492,46 @@ class Handlers:
             self.stops.end(session)
         yield final_outputs(outcome, parsed)
 
+    def rewrite(
+        self,
+        piece,
+        start=None,
+        end=None,
+        candidates=8,
+        temperature=DEFAULTS.temperature,
+        seed=DEFAULTS.seed,
+        model=None,
+        parsed=None,
+        progress=gr.Progress(),  # noqa: B008 (Gradio's idiom)
+    ):
+        """Rewrite [start, end) of `piece` (a MIDI file; blank: the last 4 s): per passage
+        offered, best first, its audio and roll in context and the whole piece's MIDI; then
+        every passage's settings and judgement, and a summary."""
+        try:
+            config = SamplingConfig(temperature=temperature, seed=seed, num_candidates=candidates)
+            on_progress = throttled(
+                lambda p: progress(
+                    min(p.seconds / p.target_seconds, 1.0),
+                    desc=f"{p.tokens_per_second:,.0f} tokens/s",
+                )
+            )
+            parsed = self.parse_once(piece, parsed)
+            outcome = self.studio.rewrite(
+                parsed[1], start, end, config, model, name=Path(piece).stem,
+                on_progress=on_progress,
+            )  # fmt: skip
+        except MusicgenError as exc:
+            raise user_error(exc) from None
+        values = []
+        for i in range(MAX_CANDIDATES):
+            if i < len(outcome.passages):
+                p = outcome.passages[i]
+                values += [gr.Column(visible=True), p.wav and str(p.wav), str(p.roll), str(p.midi)]
+            else:
+                values += [gr.Column(visible=False), None, None, None]
+        chosen = [str(p.midi) for p in outcome.passages]
+        return [*values, [p.settings for p in outcome.passages], outcome.describe(), chosen, parsed]
+
     def request_stop(self, heard, request: gr.Request):
         self.stops.stop(request.session_hash, heard)
 
@@ -526,6 +622,10 @@ def build(studio: Studio) -> gr.Blocks:
         )
         slots = candidate_slots(audio_ok)
         details = gr.JSON(label="Candidates, best first: settings and the model's judgement")
+        span_start, span_end, tries, rewrite, rewrite_info, passage_slots, rewrite_details = (
+            rewrite_panel(audio_ok)
+        )
+        passages = gr.State([])  # the piece MIDI of each passage offered by the last rewrite
         heard = gr.Number(visible=False)  # what Stop sends: the seconds of the take heard
         takes = gr.State([])  # the piece MIDI of each candidate of the last generation
         history = gr.State([])  # the prompts continued from, for Undo
@@ -562,6 +662,29 @@ def build(studio: Studio) -> gr.Blocks:
                 [*window_inputs, history, undo],
                 api_name=False,
             )
+        for i, (_, keep) in enumerate(passage_slots):  # the passage becomes the piece
+            keep.click(
+                lambda kept, prompt, history, i=i: handlers.continue_take(i, kept, prompt, history),
+                [passages, prompt, history],
+                [*window_inputs, history, undo],
+                api_name=False,
+            )
+        rewriting = rewrite.click(
+            handlers.rewrite,
+            [prompt, span_start, span_end, tries, temperature, seed, model, parsed],
+            [
+                *(c for slot, _ in passage_slots for c in slot),
+                rewrite_details,
+                rewrite_info,
+                passages,
+                parsed,
+            ],
+            api_name="rewrite",
+            show_progress_on=[rewrite_info],
+            concurrency_limit=CONCURRENCY,
+            concurrency_id="generate",  # one model computation at a time, whichever kind
+        )
+        rewriting.failure(gr.skip, None, rewrite_info, api_name=False, queue=False)
         undo.click(handlers.undo_continue, history, [*window_inputs, history, undo], api_name=False)
         dice.click(lambda: random.randint(0, MAX_SEED), None, seed, api_name=False)
         preset.change(
@@ -589,7 +712,12 @@ def build(studio: Studio) -> gr.Blocks:
         )
         # Gradio's Number box shows 0 for a starting value of None until it is set once:
         # set the blank-means-automatic boxes (and the seed not used yet) to blank.
-        ui.load(lambda: (None, None, None), None, [start, end, used_seed], api_name=False)
+        ui.load(
+            lambda: (None,) * 5,
+            None,
+            [start, end, used_seed, span_start, span_end],
+            api_name=False,
+        )
     return ui
 
 

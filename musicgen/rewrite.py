@@ -35,6 +35,7 @@ from .model import MusicTransformer
 from .tokenizer import NOTE_PITCH, PerformanceTokenizer
 
 MIN_SPAN_SECONDS, MAX_SPAN_SECONDS = 0.5, 30.0
+DEFAULT_SPAN_SECONDS = 4.0  # from/to not given: the last 4 s of the piece
 MIN_BEFORE_SECONDS = 2.0  # of music before the span to carry on from
 AFTER_SECONDS = 5.0  # of the music after the span that judges a passage...
 AFTER_SHARE = 4  # ...at most a quarter of the model's window, to leave room for the passage
@@ -81,10 +82,12 @@ class Rewrite:
 
 
 def check_span(piece: Performance, start, end) -> tuple[float, float]:
-    """(start, end) as numbers, or an error that names what is wrong with the span."""
-    start, end = check_number("from", start), check_number("to", end)
+    """(start, end) as numbers, or an error that names what is wrong with the span. None: `end`
+    is the piece's end, `start` DEFAULT_SPAN_SECONDS before `end`."""
     if len(piece) == 0:
         raise InvalidParameterError("The piece has no notes to rewrite.")
+    end = piece.duration if end is None else check_number("to", end)
+    start = end - DEFAULT_SPAN_SECONDS if start is None else check_number("from", start)
     if end <= start:
         raise InvalidParameterError(
             f"The passage to rewrite ends ({end:g} s) before it starts ({start:g} s): "

@@ -31,6 +31,7 @@ from .checkpoint import BUNDLED_CHECKPOINTS, WEIGHTS_FILE
 from .compute import Model
 from .errors import InvalidMidiError, InvalidParameterError, MusicgenError
 from .generate import (
+    MAX_BATCH,
     MAX_CANDIDATES,
     MAX_CONTINUATION_SECONDS,
     Continuation,
@@ -65,6 +66,7 @@ __all__ = [
     "BUNDLED_CHECKPOINTS",
     "MAX_CANDIDATES",
     "MAX_CONTINUATION_SECONDS",
+    "MAX_BATCH",
     "MAX_FILE_BYTES",
     "PLAYBACK_CURSOR_JS",
     "PROMPT_SECONDS",
@@ -494,7 +496,7 @@ class Studio:
         if name is None and not isinstance(piece, Performance):
             name = Path(str(piece)).stem
         perf = piece if isinstance(piece, Performance) else self.read_prompt(piece)
-        start, end = check_span(perf, start, end)
+        start, end = check_span(perf, _none_if_blank(start), _none_if_blank(end))
         request = self._request(chosen, perf)
         result = chosen.rewrite(perf, start, end, config, on_progress, should_stop).result()
         settings = {

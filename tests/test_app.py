@@ -9,6 +9,7 @@ from gradio_client import Client, handle_file
 
 from musicgen.midi import prompt_window, read_midi, read_text_meta, write_midi
 from musicgen.pianoroll import KEYBOARD, LEGEND, RIGHT
+from musicgen.studio import MAX_CANDIDATES
 
 EXAMPLE = sorted((ROOT / "examples").glob("*.mid"))[0]
 
@@ -77,6 +78,35 @@ def test_a_piece_built_step_by_step_through_the_api(client, tmp_path):
         assert all(t["log_likelihood_per_note"] is not None for t in out[-3])
         assert all(j is not None for j in judged) and judged == sorted(judged)
         assert all(t["longest_maestro_run"]["notes"] >= 0 for t in out[-3])
+
+
+def rewrite(client, piece, **kwargs):
+    kwargs = {"start": 4.0, "end": 8.0, "candidates": 3, "seed": 1} | kwargs
+    return client.predict(piece=handle_file(str(piece)), api_name="/rewrite", **kwargs)
+
+
+def test_rewrite_a_passage_through_the_api(client, midi_files, tmp_path):
+    out = rewrite(client, midi_files[0])
+    slot = 3  # per passage offered: audio, roll, MIDI
+    wav, roll, midi = out[0], out[1], out[2]
+    with wave.open(wav) as f:  # in context: 3 s before the span to 3 s after it, and the tail
+        assert f.getframerate() == 44_100 and 10.0 <= f.getnframes() / 44_100 <= 12.0
+    assert roll.endswith("-step1-r1.png") and Path(midi).name.endswith("-step1-r1.mid")
+    settings = out[slot * MAX_CANDIDATES]
+    assert len(settings) == 3 and settings[0]["rewrite"] == {"from": 4.0, "to": 8.0}
+    judged = [s["after_nll_per_note"] for s in settings]
+    assert judged == sorted(judged) and settings[0]["original_after_nll_per_note"] > 0
+    assert out[slot * 3] is None  # (only three passages: the fourth slot stays empty)
+    piece, original = read_midi(midi).notes, read_midi(midi_files[0]).notes
+    outside = lambda n: n[(n[:, 0] < 4) | (n[:, 0] >= 8)][:, [0, 2, 3]]  # noqa: E731
+    assert abs(outside(piece) - outside(original)).max() < 0.01
+    # a kept passage is the piece: rewriting it again is step 2
+    again = rewrite(client, midi, start=2.5, end=3.5, candidates=2)
+    assert Path(again[2]).name.endswith("-step2-r1.mid")
+    with pytest.raises(Exception, match="between 0.5 and 30"):
+        rewrite(client, midi_files[0], start=4.0, end=4.2)
+    with pytest.raises(Exception, match="candidates must be between 2 and 16"):
+        rewrite(client, midi_files[0], candidates=40)
 
 
 def test_bad_upload_is_an_error_message_and_the_server_lives(app, client, tmp_path, midi_files):
@@ -217,3 +247,28 @@ def test_browser_builds_a_three_step_piece_with_an_undo(page, artifacts):
     page.locator("img[src*='-step3-c2']").first.wait_for(timeout=90_000)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(artifacts / "piece-final.png"), full_page=True)
+
+
+def test_browser_rewrites_a_passage_and_keeps_it(page, artifacts):
+    """The whole flow: a piece, a span, the passages offered (audio and roll in context), one
+    kept as the piece, then undone."""
+    page.get_by_label("…or pick an example (MAESTRO test split)").click()
+    page.get_by_role("option").nth(2).click()
+    page.locator("img[src*='prompt']").first.wait_for(timeout=60_000)
+    name = page.locator("#prompt-file").inner_text()
+    page.get_by_text("✎ Rewrite a passage of the piece").click()
+    page.get_by_label("Passage from (s)").fill("10")
+    page.get_by_label("Passage to (s)").fill("14")
+    tries = page.get_by_label("Passages to try").last
+    tries.fill("4")
+    tries.press("Enter")
+    page.locator("#rewrite-button").click()
+    page.locator("img[src*='-step1-r4']").first.wait_for(timeout=90_000)
+    page.wait_for_timeout(1000)
+    page.locator("#rewrite").screenshot(path=str(artifacts / "rewrite.png"))
+    assert page.get_by_text("the original passage").count() == 1  # the summary's judgement
+    page.get_by_role("button", name="Keep passage 2").click()
+    page.locator("#prompt-file").get_by_text("-step1-r2").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Undo the last continue").click()
+    page.locator("#prompt-file").get_by_text(name.split(".")[0][-12:]).wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts / "rewrite-page.png"), full_page=True)
