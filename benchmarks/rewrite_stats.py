@@ -133,8 +133,9 @@ def summarise(rows: list[dict], length: float) -> dict:
             "chosen16": round((nll["unranked"] - nll["chosen16"]) / gap, 3),
         },
         "pitch_class_js_bits_to_real": {
-            "chosen16": round(float(np.mean([js_bits(c["pc"], f["pc"]) for c, f in
-                                             zip(chosen_f, real_f)])), 4),  # fmt: skip
+            "chosen16": round(
+                float(np.mean([js_bits(c["pc"], f["pc"]) for c, f in zip(chosen_f, real_f)])), 4
+            ),  # fmt: skip
             "unranked": round(unranked_js(), 4),
         },
         "overlap_with_real": {
@@ -143,14 +144,26 @@ def summarise(rows: list[dict], length: float) -> dict:
             "features": list(FEATURES),
         },
         "seams_notes_per_s": {
-            "last_second_chosen": round(float(np.mean([density(r["chosen_notes"], length - 1,
-                                                               length) for r in rows])), 2),
-            "last_second_unranked": round(float(np.mean([np.mean([density(n, length - 1, length)
-                                          for n in r["all_notes"]]) for r in rows])), 2),
-            "last_second_real": round(float(np.mean([density(r["real_notes"], length - 1,
-                                                             length) for r in rows])), 2),
-            "first_second_after_real": round(float(np.mean([density(r["after_notes"], 0, 1)
-                                                             for r in rows])), 2),
+            "last_second_chosen": round(
+                float(np.mean([density(r["chosen_notes"], length - 1, length) for r in rows])), 2
+            ),
+            "last_second_unranked": round(
+                float(
+                    np.mean(
+                        [
+                            np.mean([density(n, length - 1, length) for n in r["all_notes"]])
+                            for r in rows
+                        ]
+                    )
+                ),
+                2,
+            ),
+            "last_second_real": round(
+                float(np.mean([density(r["real_notes"], length - 1, length) for r in rows])), 2
+            ),
+            "first_second_after_real": round(
+                float(np.mean([density(r["after_notes"], 0, 1) for r in rows])), 2
+            ),
         },  # fmt: skip
         "wall_s": {
             "median": round(float(np.median([r["wall_s"] for r in rows])), 2),

@@ -15,6 +15,14 @@ from .midi import OFFSET, ONSET, PITCH, VELOCITY, Performance
 SAMPLE_RATE = 44_100
 MAX_AUDIO_SECONDS = 600.0
 TAIL_SECONDS = 1.5  # let the last notes and the reverb ring out
+# The output level, one for every take: FluidSynth renders with headroom (gain 0.6: the
+# examples measure -37.5 to -24.0 LUFS, peaks up to -8.8 dBFS), then one fixed gain lifts a
+# typical piece to about -16 LUFS and a soft limiter rounds off what would pass LIMIT of full
+# scale, never reaching CEILING (no clipping). Per sample and without memory, so streamed
+# stretches still add up to the whole take's WAV exactly (`python benchmarks/loudness.py`).
+SYNTH_GAIN = 0.6
+OUTPUT_GAIN_DB = 14.5
+LIMIT, CEILING = 0.5, 0.98
 SOUNDFONT_LOCATIONS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
     "/usr/share/soundfonts/FluidR3_GM.sf2",
@@ -95,6 +103,15 @@ class Renderer:
         return path
 
 
+def output_level(samples: np.ndarray) -> np.ndarray:
+    """FluidSynth's samples at the studio's output level, int16 (see OUTPUT_GAIN_DB)."""
+    x = samples.astype(np.float32) * (10 ** (OUTPUT_GAIN_DB / 20) / 32768)
+    over = np.abs(x) > LIMIT
+    room = CEILING - LIMIT
+    x[over] = np.sign(x[over]) * (LIMIT + room * np.tanh((np.abs(x[over]) - LIMIT) / room))
+    return np.round(x * 32767).astype(np.int16)
+
+
 def audio_seconds(perf: Performance) -> float:
     """How long a performance's audio is: its notes, then the tail where they ring out."""
     return perf.duration + TAIL_SECONDS
@@ -126,7 +143,7 @@ class StreamingSynth:
     synthesizer is freed at the end."""
 
     def __init__(self, fluidsynth, soundfont: Path):
-        self._synth = fluidsynth.Synth(samplerate=float(SAMPLE_RATE), gain=0.6)
+        self._synth = fluidsynth.Synth(samplerate=float(SAMPLE_RATE), gain=SYNTH_GAIN)
         font = self._synth.sfload(str(soundfont))
         if font < 0:
             self._synth.delete()
@@ -163,7 +180,7 @@ class StreamingSynth:
                 self._synth.noteoff(0, pitch)
         chunks.append(self._synth.get_samples(end - self.frame))
         self.frame = end
-        return np.concatenate(chunks).astype(np.int16).reshape(-1, 2)
+        return output_level(np.concatenate(chunks).reshape(-1, 2))
 
     def close(self) -> None:
         if self._synth is not None:

@@ -50,3 +50,14 @@ def test_missing_soundfont_names_the_package(monkeypatch, tmp_path):
     monkeypatch.setattr("musicgen.synth.SOUNDFONT_LOCATIONS", ())
     with pytest.raises(SoundfontNotFoundError, match="fluid-soundfont-gm"):
         find_soundfont()
+
+
+def test_the_output_level_lifts_quiet_audio_and_never_clips():
+    from musicgen.synth import CEILING, OUTPUT_GAIN_DB, output_level
+
+    ramp = np.arange(-32768, 32768, 64, dtype=np.int16).reshape(-1, 2)
+    out = output_level(ramp).astype(np.int64).ravel()
+    assert np.all(np.diff(out) >= 0)  # the order of the samples' levels is kept
+    assert np.abs(out).max() <= CEILING * 32767 + 1  # no clipping, even at full scale in
+    quiet = np.array([[100, -100]], dtype=np.int16)
+    assert output_level(quiet)[0, 0] == round(100 * 10 ** (OUTPUT_GAIN_DB / 20))  # plain gain
