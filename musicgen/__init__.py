@@ -31,6 +31,7 @@ MODULES = (
     "originality",  # the longest run a take shares with MAESTRO's train split
     "streaming",  # a take heard while it is written
     "compute",  # a loaded model, and the one thread all model work runs on
+    "outcomes",  # what a request gives back: takes and passages with their files
     "studio",  # the one request layer the app and the CLI call
     "bench",  # speed figures
     "app_process",  # the app served by a process of its own (tests, benchmarks)
