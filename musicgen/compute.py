@@ -81,6 +81,7 @@ class Model:
     meta: dict
     device: torch.device
     decoder: Decoder
+    judge_dtype: torch.dtype  # of the pass that judges rewritten passages (fast_matmul_dtype)
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str | None = None) -> Model:
@@ -100,7 +101,8 @@ class Model:
             time.perf_counter() - started,
             decoder.name,
         )
-        return cls(directory.name, model, tokenizer, meta, dev, decoder)
+        judge_dtype = devices.fast_matmul_dtype(dev)
+        return cls(directory.name, model, tokenizer, meta, dev, decoder, judge_dtype)
 
     @property
     def parameters(self) -> int:
@@ -127,6 +129,7 @@ class Model:
             on_progress,
             should_stop,
             self.decoder,
+            self.judge_dtype,
         )
 
     def continue_window(

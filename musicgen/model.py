@@ -99,8 +99,9 @@ class KVCache:
 
     def update(self, layer: int, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
         """Write k, v (B, H, T, hd) at `positions` (T,); return the keys and values to attend."""
-        self.k[layer].index_copy_(2, positions, k)
-        self.v[layer].index_copy_(2, positions, v)
+        # (under autocast the projections come in a lower precision: the cache keeps its own)
+        self.k[layer].index_copy_(2, positions, k.to(self.k.dtype))
+        self.v[layer].index_copy_(2, positions, v.to(self.v.dtype))
         if self.static:
             return self.k[layer], self.v[layer]
         end = int(positions[-1]) + 1  # a host tensor on the CPU: no device synchronisation

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from . import device as devices
 from .decoders import Decoder
 from .errors import InvalidParameterError, check_number
 from .generate import (
@@ -121,9 +122,11 @@ def rewrite_passage(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     decoder: Decoder | None = None,
+    judge_dtype: torch.dtype = torch.float32,
 ) -> Rewrite:
     """config.num_candidates passages for [start, end) of `piece` (config.seconds is the
-    span's: it is not read), ranked; the original passage judged the same way."""
+    span's: it is not read), ranked; the original passage judged the same way. `judge_dtype`:
+    the precision of the judging pass (bfloat16 autocast is ~3x faster where the CPU has it)."""
     start, end = check_span(piece, start, end)
     notes = piece.notes
     prompt, origin = music_before(tok, piece, start)
@@ -145,7 +148,7 @@ def rewrite_passage(
     span = make_performance(notes[(notes[:, ONSET] >= start) & (notes[:, ONSET] < end)])
     original_ids = tok.encode(_moved(span, -origin))
     scores = after_nll(
-        model, tok, prompt, origin, [s.ids for s in samples] + [original_ids], judged
+        model, tok, prompt, origin, [s.ids for s in samples] + [original_ids], judged, judge_dtype
     )
     level = samples[0].prompt_log_likelihood_per_note if samples else None
 
@@ -201,6 +204,7 @@ def after_nll(
     origin: float,
     passages: list[np.ndarray],
     judged: Performance,
+    dtype: torch.dtype = torch.float32,
 ) -> list[float | None]:
     """For each passage's tokens (from `origin`, the prompt's last onset, in the piece's time):
     the NLL per note of the `judged` notes after them, given prompt + passage (None without
@@ -213,7 +217,7 @@ def after_nll(
         after_ids = tok.encode(_moved(judged, -now))
         suffixes.append(np.concatenate([ids, after_ids]).astype(np.int64))
         scored_from.append(len(ids))
-    totals = score_suffixes(model, prompt, suffixes, scored_from, tok.pad_id)
+    totals = score_suffixes(model, prompt, suffixes, scored_from, tok.pad_id, dtype)
     return [float(t) / len(judged) for t in totals]
 
 
@@ -224,11 +228,17 @@ def score_suffixes(
     suffixes: list[np.ndarray],
     scored_from: list[int],
     pad_id: int,
+    dtype: torch.dtype = torch.float32,
 ) -> np.ndarray:
     """The summed NLL of suffixes[i][scored_from[i]:] given prefix + suffixes[i][:j], teacher
     forced: the prefix prefilled once, every suffix then run through its cache in one batch.
     What does not fit the model's window is dropped from the left: first the prefix, then the
-    suffixes' beginnings."""
+    suffixes' beginnings. `dtype`: the autocast precision of the pass."""
+    with devices.autocast(model.embed.weight.device, dtype):
+        return _score_suffixes(model, prefix, suffixes, scored_from, pad_id)
+
+
+def _score_suffixes(model, prefix, suffixes, scored_from, pad_id) -> np.ndarray:
     dev, block = model.embed.weight.device, model.config.block_size
     keep = min(max(len(s) for s in suffixes), block)
     rows = [s[-keep:] for s in suffixes]

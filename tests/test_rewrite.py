@@ -142,3 +142,14 @@ def test_an_empty_piece_is_refused(wide_model):
     model, tok = wide_model
     with pytest.raises(InvalidParameterError, match="no notes"):
         rewritten(model, tok, make_performance(np.zeros((0, 4))), 2.0, 4.0)
+
+
+def test_judging_in_bfloat16_stays_close_to_float32(wide_model, piece):
+    """The studio judges in bfloat16 where the CPU multiplies it faster (fast_matmul_dtype):
+    the cache keeps float32, the NLL moves by a fraction of a per cent."""
+    model, tok = wide_model
+    prompt, _ = music_before(tok, piece, 4.0)
+    suffixes = [np.asarray(s) for s in ([5, 9, 40, 41, 42, 7], [5, 60, 61, 62])]
+    exact = score_suffixes(model, prompt, suffixes, [2, 1], tok.pad_id)
+    fast = score_suffixes(model, prompt, suffixes, [2, 1], tok.pad_id, torch.bfloat16)
+    assert not np.array_equal(exact, fast) and np.allclose(exact, fast, rtol=2e-2)
