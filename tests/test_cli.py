@@ -118,13 +118,10 @@ def test_rewrite_end_to_end_and_its_bad_input(tmp_path, tiny_checkpoint, midi_fi
     settings = json.loads(read_text_meta(out)[0].removeprefix("musicgen "))
     assert settings["rewrite"] == {"from": 4.0, "to": 8.0} and settings["rank"] == 0
     assert piece.read_bytes() == before  # the original is never changed
-    for args, message in (
-        (("--from", 8, "--to", 4), "before it starts"),
-        (("--from", 4, "--to", 4.2), "between 0.5 and 30"),
-        (("--from", 4, "--to", 60), "outside the piece"),
-    ):
-        proc = run_cli("rewrite", piece, *args, "-o", out, *common)
-        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    # (every bad span is named by the library: tests/test_rewrite.py; here, that it reaches
+    # the command's user as a message, not a traceback)
+    proc = run_cli("rewrite", piece, "--from", 8, "--to", 4, "-o", out, *common)
+    assert proc.returncode == 2 and "before it starts" in proc.stderr, proc.stderr
     proc = run_cli("rewrite", piece, "--from", 4, "--to", 8, "-o", piece, *common)
     assert proc.returncode == 2 and "never changed" in proc.stderr
     text = tmp_path / "notes.mid"
