@@ -89,7 +89,11 @@ class Model:
 
     @classmethod
     def _load(cls, checkpoint: str | Path | None, device: str | None) -> Model:
+        """Named after its folder (a training run's, not its best step's)."""
         directory = resolve(checkpoint)
+        name = directory.name
+        if checkpoint is not None and directory.parent == Path(checkpoint):
+            name = Path(checkpoint).name  # a training run: its best step's folder inside it
         dev = devices.pick_device(device)
         started = time.perf_counter()
         model, tokenizer, meta = load_checkpoint(directory, dev, devices.inference_dtype(dev))
@@ -102,7 +106,7 @@ class Model:
             decoder.name,
         )
         judge_dtype = devices.fast_matmul_dtype(dev)
-        return cls(directory.name, model, tokenizer, meta, dev, decoder, judge_dtype)
+        return cls(name, model, tokenizer, meta, dev, decoder, judge_dtype)
 
     @property
     def parameters(self) -> int:

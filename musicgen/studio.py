@@ -130,11 +130,14 @@ class Studio:
         output_root: str | Path | None = None,
     ) -> Studio:
         """The given checkpoints; else $MUSICGEN_CHECKPOINT alone when it is set; else every
-        bundled checkpoint that is installed, the default (best music) first."""
+        bundled checkpoint that is installed, the default (best music) first, then those of
+        $MUSICGEN_MODELS (checkpoint or training-run folders, separated by the OS's path
+        separator: a model fine-tuned on your own music, served beside the bundled ones)."""
         if not checkpoints:
             installed = [d for d in BUNDLED_CHECKPOINTS if (d / WEIGHTS_FILE).is_file()]
             use_env = os.environ.get("MUSICGEN_CHECKPOINT") or not installed
-            checkpoints = [None] if use_env else installed
+            more = [p for p in os.environ.get("MUSICGEN_MODELS", "").split(os.pathsep) if p]
+            checkpoints = ([None] if use_env else installed) + more
         return cls([Model.load(c, device) for c in checkpoints], output_root)
 
     # ----- models and audio

@@ -203,3 +203,16 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     _, _, meta = load_checkpoint(tmp_path / "ddp" / "step-0000006")
     assert meta["world_size"] == 2
     assert meta["tokens_seen"] == 6 * 2 * TINY["batch_size"] * TINY_MODEL["block_size"]
+
+
+def test_a_trained_run_is_served_beside_the_bundled_models(tmp_path, monkeypatch):
+    """MUSICGEN_MODELS=runs/mine make demo: the run is in the studio's model list, by its
+    folder's name."""
+    from musicgen.studio import Studio
+
+    run(config(tmp_path, stop_at_step=5), resume=False)
+    monkeypatch.setenv("MUSICGEN_MODELS", str(tmp_path / "run"))
+    monkeypatch.delenv("MUSICGEN_CHECKPOINT", raising=False)
+    studio = Studio.load(output_root=tmp_path / "outputs")
+    assert list(studio.models) == ["maestro-base", "maestro-small", "run"]
+    assert studio.model("run").meta["step"] == 5
