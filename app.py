@@ -344,6 +344,11 @@ def rewrite_panel(audio_ok: bool):
             tries = named(
                 gr.Slider(2, MAX_BATCH, value=8, step=1, label="Passages to try"), "candidates"
             )
+        span_info = gr.Markdown()
+        span_roll = gr.Image(
+            label="The passage to rewrite, in context", type="filepath", interactive=False,
+            height=260, elem_id="passage-preview",
+        )  # fmt: skip
         button = gr.Button("Rewrite", variant="primary", elem_id="rewrite-button")
         info = gr.Markdown()
         slots = []
@@ -367,7 +372,7 @@ def rewrite_panel(audio_ok: bool):
                         keep = gr.Button(f"✓ Keep passage {i + 1}", size="sm")
                     slots.append(((column, audio, roll, midi), keep))
         details = gr.JSON(label="Passages, best first: settings and the model's judgement")
-    return start, end, tries, button, info, slots, details
+    return start, end, tries, (span_info, span_roll), button, info, slots, details
 
 
 class Handlers:
@@ -397,6 +402,18 @@ class Handlers:
             log.info("refused: %s", exc)
             return f"⚠️ **{exc}**", None, None, None
         return p.summary, str(p.wav) if p.wav else None, str(p.roll), parsed
+
+    def show_span(self, path, start, end, parsed):
+        """The passage a rewrite would replace, marked on its roll; a mistake in the span is
+        said here, as the prompt window's is."""
+        if not path:
+            return "", None, None
+        try:
+            parsed = self.parse_once(path, parsed)
+            roll = self.studio.span_preview(parsed[1], start, end)
+        except MusicgenError as exc:
+            return f"⚠️ **{exc}**", None, parsed
+        return "", str(roll), parsed
 
     def pick_example(self, label):
         match = [e for e in self.examples if example_label(e) == label]
@@ -622,9 +639,16 @@ def build(studio: Studio) -> gr.Blocks:
         )
         slots = candidate_slots(audio_ok)
         details = gr.JSON(label="Candidates, best first: settings and the model's judgement")
-        span_start, span_end, tries, rewrite, rewrite_info, passage_slots, rewrite_details = (
-            rewrite_panel(audio_ok)
-        )
+        (
+            span_start,
+            span_end,
+            tries,
+            span_outputs,
+            rewrite,
+            rewrite_info,
+            passage_slots,
+            rewrite_details,
+        ) = rewrite_panel(audio_ok)
         passages = gr.State([])  # the piece MIDI of each passage offered by the last rewrite
         heard = gr.Number(visible=False)  # what Stop sends: the seconds of the take heard
         takes = gr.State([])  # the piece MIDI of each candidate of the last generation
@@ -662,6 +686,9 @@ def build(studio: Studio) -> gr.Blocks:
                 [*window_inputs, history, undo],
                 api_name=False,
             )
+        span = (handlers.show_span, [prompt, span_start, span_end, parsed], [*span_outputs, parsed])
+        for box in (prompt, span_start, span_end):
+            box.change(*span, api_name=False)
         for i, (_, keep) in enumerate(passage_slots):  # the passage becomes the piece
             keep.click(
                 lambda kept, prompt, history, i=i: handlers.continue_take(i, kept, prompt, history),

@@ -47,12 +47,14 @@ def draw(
     width: int = 1000,
     seconds: float | None = None,
     rewritten: tuple[float, float] | None = None,
+    origin: float = 0.0,
 ) -> Image.Image:
     """The prompt in blue, the continuation (same time axis) in orange after a red marker.
     The time axis runs from 0 to `seconds` (give the length of the audio beside the roll, so
     that PLAYBACK_CURSOR_JS lines up), by default to the last note's end. With `rewritten` (start,
     end), the orange notes are a passage rewritten inside the piece: red markers at both ends
-    of the span, and the legend says so."""
+    of the span, and the legend says so. `origin`: the piece's time at the roll's left edge
+    (an excerpt of a longer piece is labelled in the piece's seconds)."""
     parts = [(prompt.notes, PROMPT_RGB)]
     if continuation is not None:
         parts.append((continuation.notes, CONTINUATION_RGB))
@@ -91,7 +93,7 @@ def draw(
         x = x_of(float(t))
         pen.line([(x, top), (x, bottom)], fill=GRID)
         pen.line([(x, bottom), (x, bottom + 4)], fill=TEXT)
-        text = f"{t:g} s"
+        text = f"{t + origin:g} s"
         pen.text((min(x + 2, width - 40), bottom + 6), text, fill=TEXT, font=small)
     # notes
     for notes, base in parts:
@@ -112,7 +114,8 @@ def draw(
         pen.rectangle(
             [legend_x, 5, legend_x + 12, 15], fill=tuple(int(c) for c in CONTINUATION_RGB)
         )
-        text = f"rewritten passage, {rewritten[0]:.1f} s to {rewritten[1]:.1f} s"
+        first_s, last_s = rewritten[0] + origin, rewritten[1] + origin
+        text = f"the passage, {first_s:.1f} s to {last_s:.1f} s"
         pen.text((legend_x + 16, 3), text, fill=TEXT, font=label)
     elif continuation is not None and len(continuation):
         start = float(continuation.notes[:, ONSET].min())

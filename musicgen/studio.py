@@ -240,6 +240,25 @@ class Studio:
         )
         return Preview(window, wav, roll, " ".join([summary, *notes]))
 
+    def span_preview(self, piece: str | Path | Performance, start=None, end=None) -> Path:
+        """The passage a rewrite would replace, in context (CONTEXT_SECONDS either side): its
+        roll, the span between red markers, its notes in orange. Raises what rewrite would."""
+        perf = piece if isinstance(piece, Performance) else self.read_prompt(piece)
+        start, end = check_span(perf, _none_if_blank(start), _none_if_blank(end))
+        return self._context_roll(perf, start, end, self.new_folder() / "passage.png", seconds=None)
+
+    def _context_roll(self, piece: Performance, start, end, path: Path, seconds) -> Path:
+        """The roll of `piece` from CONTEXT_SECONDS before [start, end) to CONTEXT_SECONDS
+        after it: the notes struck in the span in orange between red markers."""
+        heard_from, heard_to = max(0.0, start - CONTEXT_SECONDS), end + CONTEXT_SECONDS
+        onsets = piece.notes[:, ONSET]
+        inside = (onsets >= start) & (onsets < end)
+        around = _excerpt(make_performance(piece.notes[~inside]), heard_from, heard_to)
+        passage = _excerpt(make_performance(piece.notes[inside]), heard_from, heard_to)
+        rewritten = (start - heard_from, end - heard_from)
+        draw(around, passage, seconds=seconds, rewritten=rewritten, origin=heard_from).save(path)
+        return path
+
     def generate(self, *args, **kwargs) -> Outcome:
         """stream()'s Outcome, without streaming: the same arguments (bar `live`)."""
         *_, outcome = self.stream(*args, live=False, **kwargs)
@@ -446,13 +465,8 @@ class Studio:
         heard_from = max(0.0, start - CONTEXT_SECONDS)
         context = _excerpt(passage.piece, heard_from, end + CONTEXT_SECONDS)
         wav = self._audio(context, stem.with_suffix(".wav"), request.notes) if audio else None
-        onsets = passage.piece.notes[:, ONSET]
-        outside = make_performance(passage.piece.notes[(onsets < start) | (onsets >= end)])
-        around = _excerpt(outside, heard_from, end + CONTEXT_SECONDS)
-        new = _excerpt(passage.notes, heard_from, end + CONTEXT_SECONDS)
         seconds = audio_seconds(context) if wav else None
-        rewritten = (start - heard_from, end - heard_from)
-        draw(around, new, seconds=seconds, rewritten=rewritten).save(stem.with_suffix(".png"))
+        self._context_roll(passage.piece, start, end, stem.with_suffix(".png"), seconds)
         stem.with_suffix(".json").write_text(json.dumps(settings, indent=2))
         return PassageFiles(rank, midi, wav, stem.with_suffix(".png"), settings)
 

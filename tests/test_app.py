@@ -257,8 +257,12 @@ def test_browser_rewrites_a_passage_and_keeps_it(page, artifacts):
     page.locator("img[src*='prompt']").first.wait_for(timeout=60_000)
     name = page.locator("#prompt-file").inner_text()
     page.get_by_text("✎ Rewrite a passage of the piece").click()
-    page.get_by_label("Passage from (s)").fill("10")
     page.get_by_label("Passage to (s)").fill("14")
+    page.get_by_label("Passage from (s)").fill("13.8")  # too short: said in its place
+    page.get_by_text("between 0.5 and 30 s at once").wait_for(timeout=10_000)
+    page.get_by_label("Passage from (s)").fill("10")
+    page.locator("#passage-preview img").wait_for(timeout=30_000)  # the passage, marked
+    assert errors_shown(page)["toasts"] == []
     tries = page.get_by_label("Passages to try").last
     tries.fill("4")
     tries.press("Enter")
