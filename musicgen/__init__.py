@@ -23,6 +23,7 @@ MODULES = (
     "data",  # MAESTRO's split or any MIDI folder, tokenized once into a cache; windows
     "evaluate",  # NLL of whole pieces
     "run_record",  # a training run's log and listening samples
+    "finetune",  # the settings that suit fine-tuning on a small MIDI folder
     "train",  # the trainer
     "synth",  # FluidSynth audio
     "pianoroll",  # the piano-roll picture

@@ -221,6 +221,7 @@ TRAIN_OPTIONS = {
     "time_limit_min": (float, "stop with a checkpoint after this many minutes"),
     "stop_at_step": (int, "stop with a checkpoint at this step (--resume continues)"),
     "sample_seconds": (float, "length of the sample continuation written per checkpoint"),
+    "patience": (int, "stop after this many evaluations without a better loss (0: never)"),
 }
 
 

@@ -35,6 +35,7 @@ from .checkpoint import (
 )
 from .data import WindowSampler, build_cache, list_pieces, split_window, top_composers
 from .errors import CheckpointError, InvalidParameterError
+from .finetune import folder_settings
 from .model import ModelConfig, MusicTransformer
 from .run_record import SAMPLE_PROMPT_TOKENS, RunRecord
 from .tokenizer import PerformanceTokenizer
@@ -79,6 +80,9 @@ class TrainConfig:
     # weights and tokenizer, with this run's own optimizer, warm-up and schedule. The
     # architecture must be the checkpoint's (see warm_start_model); the window may differ.
     init_from: str | None = None
+    # Stop after this many evaluations without a better validation loss (the best checkpoint
+    # is kept); 0: never. Fine-tuning on a small folder sets it (finetune.py).
+    patience: int = 0
 
     def __post_init__(self):
         positive = (
@@ -92,8 +96,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise InvalidParameterError(f"{name} must be at least 1")
-        if self.velocity_shift < 0:
-            raise InvalidParameterError("velocity_shift must be at least 0")
+        if self.velocity_shift < 0 or self.patience < 0:
+            raise InvalidParameterError("velocity_shift and patience must be at least 0")
         if not 0 < self.min_lr <= self.lr:
             raise InvalidParameterError("need 0 < min_lr <= lr")
         if self.warmup_steps is None:
@@ -132,6 +136,7 @@ class Trainer:
         self._build_model()
         self.step, self.best_val, self.tokens_seen, self.train_seconds = 0, float("inf"), 0, 0.0
         self.started_from: dict | None = None  # the warm start's checkpoint, for the ledger
+        self.since_best = 0  # evaluations since the best validation loss (early stopping)
         if resumed is not None:
             self._restore(*resumed)
         elif start is not None:
@@ -239,6 +244,7 @@ class Trainer:
         self.step, self.best_val = state["step"], state["best_val"]
         self.tokens_seen, self.train_seconds = state["tokens_seen"], state["train_seconds"]
         self.started_from = state.get("started_from")
+        self.since_best = state.get("since_best", 0)
         if self.is_main:
             log.info("resumed from %s at step %d", directory, self.step)
             self.record.forget_after(self.step)
@@ -281,6 +287,7 @@ class Trainer:
             "tokens_seen": self.tokens_seen,
             "train_seconds": self.train_seconds,
             "started_from": self.started_from,
+            "since_best": self.since_best,
         }
 
     def _meta(self, val_loss: float) -> dict:
@@ -366,7 +373,7 @@ class Trainer:
             )
             stop = out_of_time or (cfg.stop_at_step is not None and self.step >= cfg.stop_at_step)
             if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps or stop:
-                self._evaluate_and_save()
+                stop = self._evaluate_and_save() or stop
         bar.close()
         if self.world > 1:
             dist.barrier()
@@ -401,14 +408,24 @@ class Trainer:
             total = reduced.item() / self.world
         return total, float(grad_norm)
 
-    def _evaluate_and_save(self) -> None:
-        """Validate, log, and write a checkpoint with its sample (rank 0; the others wait)."""
+    def _evaluate_and_save(self) -> bool:
+        """Validate, log, and write a checkpoint with its sample (rank 0; the others wait).
+        -> whether to stop early (cfg.patience evaluations without a better loss)."""
+        stop = torch.zeros(1, device=self.device)
         if self.is_main:
             val = self.validate()
             self.record.log({"step": self.step, "val_loss": round(val, 5)})
             log.info("step %d: validation loss %.4f", self.step, val)
             is_best = val < self.best_val
             self.best_val = min(self.best_val, val)
+            self.since_best = 0 if is_best else self.since_best + 1
+            if self.cfg.patience and self.since_best >= self.cfg.patience:
+                log.info(
+                    "stopping early: %d evaluations without a better validation loss (the best "
+                    "checkpoint is kept)",
+                    self.since_best,
+                )
+                stop[0] = 1
             directory = save_training_checkpoint(
                 self.out,
                 self.step,
@@ -427,7 +444,8 @@ class Trainer:
                 self.step,
             )
         if self.world > 1:
-            dist.barrier()
+            dist.broadcast(stop, 0)  # (rank 0's word, for every process)
+        return bool(stop.item())
 
 
 def config_from_args(args) -> TrainConfig:
@@ -445,6 +463,23 @@ def config_from_args(args) -> TrainConfig:
                 "its style tokens."
             )
         model = warm_start_model(given["init_from"], **architecture)
+        batch = given.get("batch_size", TrainConfig.batch_size)
+        settings = folder_settings(
+            given["init_from"],
+            given["data"],
+            batch,
+            model.block_size,
+            given.get("cache_dir"),
+            given.get("max_files"),
+        )
+        given = settings | given  # the flags given win
+        log.info(
+            "fine-tuning %s on %s: %s (the folder's pieces train under the style token "
+            "Other; every value can be set with its flag)",
+            given["init_from"],
+            given["data"],
+            ", ".join(f"{k}={given[k]}" for k in settings),
+        )
     else:
         model = ModelConfig(**architecture)
     return TrainConfig(model=model, **{k: v for k, v in given.items() if k in train_names})

@@ -58,7 +58,8 @@ run)
     | tee /tmp/res/summary.txt
   ARGS=(--data $D --out /tmp/run --cache-dir /tmp/cache --device $DEVICE --init-from /tmp/init
         --batch-size $BATCH --block-size $BLOCK --lr 5e-4 --min-lr 5e-5 --warmup-steps $WARMUP
-        --dropout 0.2 --velocity-shift 1 --eval-batches 16 --log-every 10 --sample-seconds 5)
+        --dropout 0.2 --velocity-shift 1 --eval-batches 16 --log-every 10 --sample-seconds 5
+        --patience 0)
   COMPILE=; [ "$DEVICE" = cuda ] && COMPILE=--compile
   P1="--max-steps 100000 --stop-at-step 40 --eval-every 100000"
   timeout 240 $PY -m musicgen train "${ARGS[@]}" $COMPILE $P1 > /tmp/res/phase1.log 2>&1

@@ -131,12 +131,15 @@ def test_train_flags_fill_the_architecture_and_the_training_config():
         MusicTransformer(cfg.model)
 
 
-def test_init_from_takes_the_models_architecture_and_tokenizer():
+def test_init_from_takes_the_models_architecture_and_tokenizer(tmp_path):
+    from conftest import MIDI_DIR
+
     from musicgen.cli import build_parser
     from musicgen.train import config_from_args
 
+    folder = ["--data", str(MIDI_DIR), "--cache-dir", str(tmp_path)]
     parse = lambda *flags: config_from_args(  # noqa: E731
-        build_parser().parse_args(["train", "--data", "d", "--out", "o", *flags])
+        build_parser().parse_args(["train", *folder, "--out", "o", *flags])
     )
     small = json.loads((BUNDLED["small"] / "config.json").read_text())["model"]
     cfg = parse("--init-from", "small", "--block-size", "1024")

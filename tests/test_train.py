@@ -15,7 +15,7 @@ from conftest import MIDI_DIR, ROOT
 from musicgen.app_process import free_port
 from musicgen.checkpoint import STATE_FILE, load_checkpoint, resolve
 from musicgen.data import split_window
-from musicgen.errors import CheckpointError, InvalidParameterError
+from musicgen.errors import CheckpointError, InvalidParameterError, MusicgenError
 from musicgen.model import ModelConfig
 from musicgen.train import TrainConfig, Trainer, run, warm_start_model
 
@@ -216,3 +216,41 @@ def test_a_trained_run_is_served_beside_the_bundled_models(tmp_path, monkeypatch
     studio = Studio.load(output_root=tmp_path / "outputs")
     assert list(studio.models) == ["maestro-base", "maestro-small", "run"]
     assert studio.model("run").meta["step"] == 5
+
+
+def test_fine_tuning_a_small_folder_gets_settings_sized_to_it(tmp_path):
+    """train --init-from MODEL --data FOLDER with no other flag: a low learning rate, a short
+    warm-up, a few passes over the folder, evaluations and early stopping; the flags given win;
+    a folder too small to hold one out is refused by name."""
+    from musicgen.cli import build_parser
+    from musicgen.finetune import LR, MIN_STEPS, PATIENCE
+    from musicgen.train import config_from_args
+
+    run(config(tmp_path, stop_at_step=5), resume=False)
+    flags = ["train", "--out", str(tmp_path / "mine"), "--cache-dir", str(tmp_path / "cache")]
+    flags += ["--init-from", str(tmp_path / "run"), "--data", str(MIDI_DIR)]
+    cfg = config_from_args(build_parser().parse_args(flags))
+    assert cfg.lr == LR and cfg.min_lr == LR / 10 and cfg.patience == PATIENCE
+    assert cfg.max_steps == MIN_STEPS and 0 < cfg.warmup_steps <= cfg.max_steps // 10
+    assert cfg.eval_every == cfg.max_steps // 10 and cfg.model.block_size == 32
+    given = config_from_args(build_parser().parse_args([*flags, "--lr", "3e-4"]))
+    assert given.lr == 3e-4 and given.max_steps == cfg.max_steps
+    two = tmp_path / "two"
+    two.mkdir()
+    for f in sorted(MIDI_DIR.glob("*.mid"))[:2]:
+        (two / f.name).write_bytes(f.read_bytes())
+    flags[flags.index(str(MIDI_DIR))] = str(two)
+    with pytest.raises(MusicgenError, match="at least 3 files"):
+        config_from_args(build_parser().parse_args(flags))
+
+
+def test_early_stopping_keeps_the_best_checkpoint(tmp_path):
+    run(config(tmp_path, stop_at_step=5), resume=False)
+    # far too high a learning rate: the validation loss climbs, and the run stops
+    cfg = warm(tmp_path, max_steps=60, eval_every=2, patience=2, lr=3.0, min_lr=1.0)
+    result = run(cfg, resume=False)
+    vals = [(s, v) for s, _, _, v in losses(tmp_path / "warm") if v is not None]
+    assert result["step"] < 60 and len(vals) >= 3
+    best = min(vals, key=lambda sv: sv[1])
+    assert vals[-1][0] == result["step"] and [v for _, v in vals[-2:]] > [best[1]] * 2
+    assert (tmp_path / "warm" / "best").read_text() == f"step-{best[0]:07d}"
