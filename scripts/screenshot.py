@@ -1,6 +1,7 @@
-"""Take docs/screenshot.png and docs/recorder.png: launch the app with the bundled checkpoint,
-record a phrase on the computer keys (the recorder, captured with a key down), pick an example,
-generate two candidates, and capture the page in headless Chromium.
+"""Take docs/screenshot.png, docs/recorder.png and docs/rewrite.png: launch the app with the
+bundled checkpoint, record a phrase on the computer keys (the recorder, captured with a key
+down), pick an example, generate two candidates, capture the page in headless Chromium, then
+rewrite a passage of the example (its panel captured).
 
     python scripts/screenshot.py [--checkpoint DIR]
 """
@@ -53,8 +54,25 @@ def main() -> None:
         page.wait_for_timeout(500)
         Path(args.out).parent.mkdir(exist_ok=True)
         page.screenshot(path=args.out, full_page=True)
+        rewrite_a_passage(page, Path(args.out).with_name("rewrite.png"))
         browser.close()
     print(args.out)
+
+
+def rewrite_a_passage(page, out: Path) -> None:
+    """Seconds 10-14 of the example rewritten, eight passages tried: the panel with the best
+    four."""
+    page.get_by_text("✎ Rewrite a passage of the piece").click()
+    page.get_by_label("Passage from (s)").fill("10")
+    page.get_by_label("Passage to (s)").fill("14")
+    tries = page.get_by_label("number input for Passages to try")
+    tries.fill("8")
+    tries.press("Enter")
+    page.locator("#passage-preview img").wait_for(timeout=30_000)
+    page.locator("#rewrite-button").click()
+    page.locator("img[src*='-step1-r4']").first.wait_for(timeout=180_000)
+    page.wait_for_timeout(1500)
+    page.locator("#rewrite").screenshot(path=str(out))
 
 
 def record_a_phrase(page, out: Path) -> None:
