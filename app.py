@@ -139,6 +139,12 @@ def named(component, param: str):
     return component
 
 
+def seconds_box(label: str, placeholder: str, param: str) -> gr.Number:
+    """A time in seconds where blank means automatic: a placeholder says what (an empty Number
+    box without one shows 0); API values range-checked under `param`'s name."""
+    return named(gr.Number(label=label, value=None, minimum=0, placeholder=placeholder), param)
+
+
 def throttled(report, every_s: float = PROGRESS_EVERY_S):
     """`report` at most every `every_s`: each Gradio progress update costs the generation
     thread real time (it was about half of the click-to-audio time at one per 16 tokens)."""
@@ -214,20 +220,9 @@ def prompt_panel(examples: list[dict], audio_ok: bool):
         **recorder.page_limits(),
     )
     with gr.Row():
-        # blank means automatic: a placeholder, because an empty Number box without one shows 0
-        start = named(
-            gr.Number(
-                label="Prompt from (s)",
-                value=None,
-                minimum=0,
-                placeholder=f"auto: {PROMPT_SECONDS:g} s before the end",
-            ),
-            "prompt_start",
-        )
-        end = named(
-            gr.Number(label="Prompt to (s)", value=None, minimum=0, placeholder="auto: the end"),
-            "prompt_end",
-        )
+        auto = f"auto: {PROMPT_SECONDS:g} s before the end"
+        start = seconds_box("Prompt from (s)", auto, "prompt_start")
+        end = seconds_box("Prompt to (s)", "auto: the end", "prompt_end")
     info = gr.Markdown()
     with gr.Column(elem_classes=PLAYABLE):
         audio = gr.Audio(
@@ -326,21 +321,8 @@ def rewrite_panel(audio_ok: bool):
             "model are the settings above."
         )
         with gr.Row():
-            start = named(
-                gr.Number(
-                    label="Passage from (s)",
-                    value=None,
-                    minimum=0,
-                    placeholder="auto: 4 s before its end",
-                ),
-                "start",
-            )
-            end = named(
-                gr.Number(
-                    label="Passage to (s)", value=None, minimum=0, placeholder="auto: the end"
-                ),
-                "end",
-            )
+            start = seconds_box("Passage from (s)", "auto: 4 s before its end", "start")
+            end = seconds_box("Passage to (s)", "auto: the end", "end")
             tries = named(
                 gr.Slider(2, MAX_BATCH, value=8, step=1, label="Passages to try"), "candidates"
             )
