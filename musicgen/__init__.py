@@ -12,6 +12,7 @@ MODULES = (
     "device",  # the machine: device, precision, processor name, cache root
     "midi",  # safe MIDI reading and writing, the prompt window, merging notes
     "midi_worker",  # parsing untrusted files in a process of their own
+    "synth",  # FluidSynth audio
     "tokenizer",  # the performance encoding (miditok TSD) and its grammar
     "augment",  # training windows stretched, transposed, played louder or softer
     "model",  # the Transformer, its loss and KV cache
@@ -25,7 +26,6 @@ MODULES = (
     "run_record",  # a training run's log and listening samples
     "finetune",  # the settings that suit fine-tuning on a small MIDI folder
     "train",  # the trainer
-    "synth",  # FluidSynth audio
     "pianoroll",  # the piano-roll picture
     "player",  # the page's live player
     "recorder",  # the page's recorder

@@ -1,6 +1,7 @@
 """What a training run leaves in its folder besides the weights' state: the log (log.jsonl, one
 JSON line per logged step and per validation), and at every checkpoint a short continuation of a
-validation prompt (sample.mid), to listen to how training goes.
+validation prompt (sample.mid, and sample.wav where FluidSynth is installed), to hear how
+training goes.
 
 A resumed run drops the log lines written after the checkpoint it resumes from: it writes them
 again on its way, so the log reads as one uninterrupted run.
@@ -9,14 +10,19 @@ again on its way, so the log reads as one uninterrupted run.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 
+from .errors import MusicgenError
 from .generate import SamplingConfig, sample
 from .midi import write_midi
 from .model import MusicTransformer
+from .synth import Renderer
 from .tokenizer import PerformanceTokenizer
+
+log = logging.getLogger(__name__)
 
 LOG_FILE = "log.jsonl"
 SAMPLE_FILE = "sample.mid"
@@ -57,4 +63,8 @@ class RunRecord:
         perf = tokenizer.decode(np.concatenate([prompt, cont]))
         if len(perf):
             write_midi(perf, directory / SAMPLE_FILE, text=f"step {step}")
+            try:
+                Renderer().render_wav(perf, (directory / SAMPLE_FILE).with_suffix(".wav"))
+            except MusicgenError as exc:  # no synthesizer here: the MIDI file is the sample
+                log.debug("no sample.wav: %s", exc)
         model.train(was_training)

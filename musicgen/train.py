@@ -182,6 +182,10 @@ class Trainer:
             cache, "validation", self.tokenizer, block, augment=False, composer_p=0.0
         )
         pieces = cache.pieces("validation")
+        # the held-out files' tokens per note: a validation loss per token, read per note
+        self.tokens_per_note = sum(p["length"] for p in pieces) / max(
+            sum(p["notes"] for p in pieces), 1
+        )
         prompt = cache.piece_tokens(pieces[0]) if pieces else np.zeros(0, dtype=np.int64)
         self.sample_prompt = np.asarray(prompt[:SAMPLE_PROMPT_TOKENS], dtype=np.int64)
 
@@ -333,6 +337,9 @@ class Trainer:
                 self.model.num_params() / 1e6,
                 devices.describe(self.device),
             )
+        if self.is_main and self.started_from is not None and self.step == 0:
+            val = self.validate()  # where the warm start begins, to compare its evaluations with
+            self._log_validation(val)
         self.model.train()
         tokens_per_step = cfg.batch_size * cfg.model.block_size * cfg.grad_accum * self.world
         started = time.perf_counter()
@@ -408,14 +415,22 @@ class Trainer:
             total = reduced.item() / self.world
         return total, float(grad_norm)
 
+    def _log_validation(self, val: float) -> None:
+        per_note = val * self.tokens_per_note
+        self.record.log(
+            {"step": self.step, "val_loss": round(val, 5), "val_nll_per_note": round(per_note, 4)}
+        )
+        log.info(
+            "step %d: validation loss %.4f nats/token, %.3f nats/note", self.step, val, per_note
+        )
+
     def _evaluate_and_save(self) -> bool:
         """Validate, log, and write a checkpoint with its sample (rank 0; the others wait).
         -> whether to stop early (cfg.patience evaluations without a better loss)."""
         stop = torch.zeros(1, device=self.device)
         if self.is_main:
             val = self.validate()
-            self.record.log({"step": self.step, "val_loss": round(val, 5)})
-            log.info("step %d: validation loss %.4f", self.step, val)
+            self._log_validation(val)
             is_best = val < self.best_val
             self.best_val = min(self.best_val, val)
             self.since_best = 0 if is_best else self.since_best + 1

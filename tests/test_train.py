@@ -17,6 +17,7 @@ from musicgen.checkpoint import STATE_FILE, load_checkpoint, resolve
 from musicgen.data import split_window
 from musicgen.errors import CheckpointError, InvalidParameterError, MusicgenError
 from musicgen.model import ModelConfig
+from musicgen.synth import Renderer
 from musicgen.train import TrainConfig, Trainer, run, warm_start_model
 
 pytestmark = pytest.mark.slow  # real processes: a server, the CLI, training runs
@@ -55,6 +56,17 @@ def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path):
     model, tok, meta = load_checkpoint(tmp_path / "run")  # resolves to the best step
     assert meta["step"] in (20, 40) and result["step"] == 40
     assert (resolve(tmp_path / "run") / "sample.mid").is_file()
+    try:  # to hear it too, where FluidSynth is installed
+        Renderer()
+    except MusicgenError:
+        return
+    assert (resolve(tmp_path / "run") / "sample.wav").stat().st_size > 44
+    assert (
+        json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])[
+            "val_nll_per_note"
+        ]
+        > 0
+    )
 
 
 def test_resume_follows_the_uninterrupted_trajectory(tmp_path):
@@ -100,7 +112,8 @@ def test_a_warm_start_begins_where_the_checkpoint_is(tmp_path):
     with torch.no_grad():
         _, expected = trained(*split_window(batch, trainer.tokenizer.pad_id))
     trainer.train()
-    first = losses(tmp_path / "warm")[0]
+    before, first = losses(tmp_path / "warm")[:2]  # the held-out loss it starts from, then
+    assert before[0] == 0 and before[3] > 0  # the first step's
     assert first[0] == 1 and first[2] == pytest.approx(float(expected), abs=1e-4)
     assert first[1] == pytest.approx(cfg.lr / cfg.warmup_steps)  # its own warm-up, from 0
     # the checkpoint records where it started; --resume goes on without reloading it
@@ -249,7 +262,8 @@ def test_early_stopping_keeps_the_best_checkpoint(tmp_path):
     # far too high a learning rate: the validation loss climbs, and the run stops
     cfg = warm(tmp_path, max_steps=60, eval_every=2, patience=2, lr=3.0, min_lr=1.0)
     result = run(cfg, resume=False)
-    vals = [(s, v) for s, _, _, v in losses(tmp_path / "warm") if v is not None]
+    # (step 0: the model it starts from, logged before training, not a checkpoint)
+    vals = [(s, v) for s, _, _, v in losses(tmp_path / "warm") if v is not None and s > 0]
     assert result["step"] < 60 and len(vals) >= 3
     best = min(vals, key=lambda sv: sv[1])
     assert vals[-1][0] == result["step"] and [v for _, v in vals[-2:]] > [best[1]] * 2
