@@ -284,29 +284,50 @@ def settings_panel(studio: Studio):
     )
 
 
-def candidate_slots(audio_ok: bool) -> list[tuple]:
-    """A column per take, two takes a row (2 x 2 for four): each roll wide enough to read."""
+FAVOURITE = " (the model's favourite)"
+# What a slot of each kind says: its audio, its roll, its MIDI files, its button (K: 1-based).
+SLOT_LABELS = {
+    "take": (
+        "Take {K}",
+        "Piano roll {K}",
+        "MIDI: the whole piece so far, the continuation alone",
+        "⤷ Continue from take {K}",
+    ),
+    "passage": (
+        "Passage {K} in context",
+        "Passage {K}",
+        "MIDI: the whole piece with it",
+        "✓ Keep passage {K}",
+    ),
+}
+
+
+def result_slots(audio_ok: bool, kind: str) -> list[tuple]:
+    """A column per take (or passage), two a row (2 x 2 for four): each roll wide enough to
+    read; the first is the model's favourite."""
+    heard, drawn, files_label, button = SLOT_LABELS[kind]
     slots = []
     for first in range(0, MAX_CANDIDATES, 2):
         with gr.Row():
             for i in range(first, min(first + 2, MAX_CANDIDATES)):
                 with gr.Column(visible=False, min_width=420, elem_classes=PLAYABLE) as column:
                     audio = gr.Audio(
-                        label=f"Take {i + 1}" + (" (the model's favourite)" if i == 0 else ""),
-                        elem_id=f"take-{i + 1}-audio",
+                        label=heard.format(K=i + 1)
+                        + (" (the model's favourite)" if i == 0 else ""),
+                        elem_id=f"{kind}-{i + 1}-audio",
                         type="filepath",
                         interactive=False,
                         visible=audio_ok,
                         waveform_options=NATIVE_PLAYER,
                     )
-                    roll = gr.Image(label=f"Piano roll {i + 1}", type="filepath", interactive=False)
+                    roll = gr.Image(label=drawn.format(K=i + 1), type="filepath", interactive=False)
                     files = gr.File(
-                        label="MIDI: the whole piece so far, the continuation alone",
-                        file_count="multiple",
+                        label=files_label,
+                        file_count="multiple" if kind == "take" else "single",
                         interactive=False,
                     )
-                    take = gr.Button(f"⤷ Continue from take {i + 1}", size="sm")
-                slots.append(((column, audio, roll, files), take))
+                    chosen = gr.Button(button.format(K=i + 1), size="sm")
+                slots.append(((column, audio, roll, files), chosen))
     return slots
 
 
@@ -333,26 +354,7 @@ def rewrite_panel(audio_ok: bool):
         )  # fmt: skip
         button = gr.Button("Rewrite", variant="primary", elem_id="rewrite-button")
         info = gr.Markdown()
-        slots = []
-        for first in range(0, MAX_CANDIDATES, 2):
-            with gr.Row():
-                for i in range(first, min(first + 2, MAX_CANDIDATES)):
-                    with gr.Column(visible=False, min_width=420, elem_classes=PLAYABLE) as column:
-                        audio = gr.Audio(
-                            label=f"Passage {i + 1} in context"
-                            + (" (the model's favourite)" if i == 0 else ""),
-                            elem_id=f"passage-{i + 1}-audio",
-                            type="filepath",
-                            interactive=False,
-                            visible=audio_ok,
-                            waveform_options=NATIVE_PLAYER,
-                        )
-                        roll = gr.Image(
-                            label=f"Passage {i + 1}", type="filepath", interactive=False
-                        )
-                        midi = gr.File(label="MIDI: the whole piece with it", interactive=False)
-                        keep = gr.Button(f"✓ Keep passage {i + 1}", size="sm")
-                    slots.append(((column, audio, roll, midi), keep))
+        slots = result_slots(audio_ok, "passage")
         details = gr.JSON(label="Passages, best first: settings and the model's judgement")
     return start, end, tries, (span_info, span_roll), button, info, slots, details
 
@@ -619,7 +621,7 @@ def build(studio: Studio) -> gr.Blocks:
             visible=audio_ok,
             **player.page_settings(),
         )
-        slots = candidate_slots(audio_ok)
+        slots = result_slots(audio_ok, "take")
         details = gr.JSON(label="Candidates, best first: settings and the model's judgement")
         (
             span_start,
