@@ -656,9 +656,12 @@ def build(studio: Studio) -> gr.Blocks:
 
         window_inputs = [prompt, start, end]
         preview = (handlers.show_preview, [*window_inputs, parsed], [*preview_outputs, parsed])
-        prompt.change(*preview, api_name=False)
+        # One queue per picture, first come first served: a later change's picture must not be
+        # overwritten by an earlier one's that took longer (a valid window drawn after a
+        # mistake typed since, say).
+        prompt.change(*preview, api_name=False, concurrency_id="preview")
         for box in (start, end):  # on every change, not only on Enter
-            box.change(*preview, api_name=False)
+            box.change(*preview, api_name=False, concurrency_id="preview")
         example.change(handlers.pick_example, example, window_inputs, api_name=False)
         played.submit(handlers.use_recording, None, window_inputs, api_name=False)
         for i, (_, take) in enumerate(slots):
@@ -672,7 +675,7 @@ def build(studio: Studio) -> gr.Blocks:
             )
         span = (handlers.show_span, [prompt, span_start, span_end, parsed], [*span_outputs, parsed])
         for box in (prompt, span_start, span_end):
-            box.change(*span, api_name=False)
+            box.change(*span, api_name=False, concurrency_id="span-preview")
         for i, (_, keep) in enumerate(passage_slots):  # the passage becomes the piece
             keep.click(
                 lambda kept, prompt, history, i=i: handlers.continue_take(i, kept, prompt, history),
