@@ -34,6 +34,12 @@ def span_features(notes: np.ndarray, start: float, end: float) -> dict:
     return features(shifted, end - start)
 
 
+def logsumexp(x: np.ndarray) -> np.ndarray:
+    top = x.max(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):  # (a row of -inf: its -inf stays)
+        return np.log(np.exp(x - top).sum(axis=-1, keepdims=True)) + top
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", required=True)
@@ -75,11 +81,12 @@ def main() -> None:
             """A temperature within the pitch field only: the pitches' shares of their total
             are sharpened, the total (a note rather than a shift) is kept."""
             if pitch_t != 1.0:
-                log_p = logits.log_softmax(dim=-1)
+                log_p = logits - logsumexp(logits)
                 pitch = log_p[:, is_pitch]
-                total = pitch.logsumexp(dim=-1, keepdim=True)
-                sharpened = (pitch / pitch_t).log_softmax(dim=-1) + total
-                log_p[:, is_pitch] = sharpened.nan_to_num(nan=float("-inf"))
+                total = logsumexp(pitch)
+                sharpened = pitch / pitch_t
+                sharpened = sharpened - logsumexp(sharpened) + total
+                log_p[:, is_pitch] = np.nan_to_num(sharpened, nan=-np.inf)
                 logits = log_p
             return plain_filter(logits, top_k, top_p)
 

@@ -4,9 +4,11 @@ Generation is timed from a real prompt (a bundled MAESTRO excerpt) with the app'
 sampling settings. "Real-time factor" is seconds of music generated per second of wall time.
 Every bundled checkpoint is measured in one run, on each decoding path the device has (see
 `decode_paths`), with the time to first sound of the studio (a click's request until its first
-stretch of audio is ready). The default run is short (about a minute and a half on 2 cores);
-`full` adds batch 4, repeats, the no-cache baseline that recomputes the whole window for every
-token, and training throughput.
+stretch of audio is ready). The default run is short (about two minutes on 2 cores): batch 1 on
+every path, 4 candidates on the fast ones (their cost against one), and how a step's time grows
+with what is cached (400 -> 1,536 positions, the base size with a 2,048-token window, random
+weights: a speed measurement); `full` adds batch 4 everywhere, repeats, the no-cache baseline
+that recomputes the whole window for every token, and training throughput.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +27,7 @@ import torch
 from . import device as devices
 from . import onnx_step
 from .checkpoint import BUNDLED_CHECKPOINTS, REPO_ROOT, load_checkpoint, resolve
-from .decoders import int8_decoder, torch_decoder
+from .decoders import onnx_decoder, torch_decoder
 from .generate import SamplingConfig, sample
 from .midi import read_midi
 from .tokenizer import NOTE_PITCH
@@ -93,6 +96,35 @@ def _time_recompute(model, prompt, batch: int, tokens: int) -> dict:
     _sync(device)
     wall = time.perf_counter() - started
     return {"wall_s": round(wall, 4), "tokens_per_s": round(tokens * batch / wall, 1)}
+
+
+@torch.inference_mode()
+def _step_growth(model, make, dev, cached=(400, 1536), steps=24) -> dict:
+    """ms per decoding step at batch 1 with `cached` positions in the cache, for a model of
+    `model`'s size with a window that holds the longest (random weights), and their ratio."""
+    from .model import MusicTransformer
+
+    config = replace(model.config, block_size=max(model.config.block_size, max(cached) + steps))
+    torch.manual_seed(0)
+    sized = MusicTransformer(config).to(dev).eval()
+    decoder = make(sized)
+    prefill = decoder.prefill or sized.prefill
+    x = torch.randint(1, config.vocab_size, (1, max(cached) + steps), device=dev)
+    result = {}
+    for n in cached:
+        cache = sized.new_cache(1, decoder.static_cache)
+        prefill(x[:, :n], cache)
+        times = []
+        for i in range(n, n + steps):
+            _sync(dev)
+            started = time.perf_counter()
+            decoder.step(x[:, i : i + 1], torch.tensor([i], device=dev), cache)
+            _sync(dev)
+            times.append(time.perf_counter() - started)
+        result[f"ms_per_step_{n}_cached"] = round(float(np.median(times[4:])) * 1e3, 3)
+    first, last = (result[f"ms_per_step_{n}_cached"] for n in (cached[0], cached[-1]))
+    result["growth"] = round(last / first, 2)
+    return result
 
 
 def _sync(device: torch.device) -> None:
@@ -169,7 +201,8 @@ def decode_paths(device: torch.device) -> dict[str, Callable]:
     paths = {"torch-eager": torch_decoder}
     if device.type == "cpu":
         if onnx_step.available():
-            paths["onnx-int8"] = int8_decoder
+            paths["onnx-int8"] = onnx_decoder
+            paths["onnx-int4"] = lambda model: onnx_decoder(model, "int4")
     else:
         paths["torch-compiled"] = lambda model: torch_decoder(model, compile_step=True)
     return paths
@@ -226,15 +259,17 @@ def _bench_checkpoint(
             times.append(time.perf_counter() - t0)
         result["prefill"] = {"tokens": int(x.size(1)), "seconds": round(min(times), 4)}
 
-    for name, make in decode_paths(dev).items():
+    for i, (name, make) in enumerate(decode_paths(dev).items()):
         if paths and name not in paths:
             continue
         path = result.setdefault(name, {})
+        # By default 4 candidates on the fast paths only: the baseline's would double the run.
+        path_batches = batches or ((1,) if i == 0 else (1, 4))
         try:
             started = time.perf_counter()
             decoder = make(model)
             path["setup_s"] = round(time.perf_counter() - started, 3)
-            for batch in batches:
+            for batch in path_batches:
                 config = SamplingConfig(seconds=seconds, seed=0, num_candidates=batch)
                 warm_up = SamplingConfig(seconds=min(seconds, 2.0), seed=0, num_candidates=batch)
                 _time_generation(model, tok, prompt, warm_up, 1, decoder)  # (and compile)
@@ -245,6 +280,8 @@ def _bench_checkpoint(
                 path["batch4_cost_vs_batch1"] = round(
                     path["batch4"]["wall_s"] / path["batch1"]["wall_s"], 2
                 )
+            if i > 0 or full:
+                path["step_growth"] = _step_growth(model, make, dev)
         except Exception as exc:  # a path a device cannot run (e.g. compile without a compiler)
             path["error"] = f"{type(exc).__name__}: {exc}"[:500]
 
@@ -276,12 +313,13 @@ def run_benchmarks(
     full: bool = False,
 ) -> dict:
     """Speed of each checkpoint (default: every bundled one) on one device, in one run, on
-    each decoding path of the device (or those named in `paths`). `full`: also batch 4 (or
-    `batches`), 3 repeats, the no-cache baseline and training throughput; `quick`: short
-    runs (5 s of music) whatever else is asked."""
+    each decoding path of the device (or those named in `paths`). `batches`: the candidate
+    counts of every path (default: 1, and 4 on the fast paths); `full`: batch 4 everywhere,
+    3 repeats, the no-cache baseline and training throughput; `quick`: short runs (5 s of
+    music) whatever else is asked."""
     dev = devices.pick_device(device)
     repeats = repeats or (3 if full else 1)
-    batches = batches or ((1, 4) if full else (1,))
+    batches = batches or ((1, 4) if full else None)
     if quick:
         seconds, repeats = min(seconds, 5.0), 1
     directories = [resolve(c) for c in checkpoints] if checkpoints else BUNDLED_CHECKPOINTS

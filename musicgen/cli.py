@@ -357,7 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--quick", action="store_true", help="fewer, shorter measurements")
     b.add_argument("--paths", help="comma-separated decoding paths (default: all the device has)")
-    b.add_argument("--batches", help="comma-separated candidate counts (default 1; --full: 1,4)")
+    b.add_argument(
+        "--batches",
+        help="comma-separated candidate counts (default 1, and 4 on the fast paths; --full: 1,4)",
+    )
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_bench)
     return parser

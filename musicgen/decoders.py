@@ -1,7 +1,7 @@
 """How decoding steps run, and which one a machine uses.
 
 A Decoder is the step the sampler calls once per token: PyTorch's own (eager, or compiled on a
-static cache for CUDA graphs) or the trunk's step as one int8 ONNX Runtime call (onnx_step.py).
+static cache for CUDA graphs) or the whole step as one int8 ONNX Runtime call (onnx_step.py).
 On a CPU the faster of PyTorch float32 and int8 ONNX Runtime is measured once per machine and
 model, and remembered: machines differ, so measure, do not assume.
 """
@@ -26,18 +26,20 @@ from .model import MusicTransformer
 
 log = logging.getLogger(__name__)
 
-DECODER_SETTINGS = ("auto", "torch", "onnx-int8", "torch-compiled")
+DECODER_SETTINGS = ("auto", "torch", "onnx-int8", "onnx-int4", "torch-compiled")
 DECODER_CHOICES = "decoder-choices.json"  # under the cache root: each machine's measured choice
 
 
 @dataclass(frozen=True)
 class Decoder:
-    """How decoding steps run: step(idx (B, 1), position (1,), cache) -> logits (B, vocab), and
-    whether the cache it needs is static (see KVCache)."""
+    """How decoding steps run: step(idx (B, 1), position (1,), cache) -> logits (B, vocab);
+    prefill(idx (B, T), cache, every_position=False) -> logits, as MusicTransformer.prefill
+    (None: the model's own); and whether the cache it needs is static (see KVCache)."""
 
     name: str
     step: Callable
     static_cache: bool = False
+    prefill: Callable | None = None
 
 
 def torch_decoder(model: MusicTransformer, compile_step: bool = False) -> Decoder:
@@ -51,16 +53,18 @@ def torch_decoder(model: MusicTransformer, compile_step: bool = False) -> Decode
     return Decoder("torch-compiled", step, static_cache=True)
 
 
-def int8_decoder(model: MusicTransformer) -> Decoder:
-    """The trunk's step as one int8 ONNX Runtime call (onnx_step.py), for float32 CPU models."""
-    return Decoder("onnx-int8", onnx_step.OnnxDecoder(model))
+def onnx_decoder(model: MusicTransformer, weights: str = "int8") -> Decoder:
+    """The model's step, and its prefill, as one ONNX Runtime call each with int8 or int4
+    weights (onnx_step.py), for float32 CPU models."""
+    engine = onnx_step.OnnxDecoder(model, weights)
+    return Decoder(f"onnx-{weights}", engine, prefill=engine.prefill)
 
 
 def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decoder:
     """The decoder a studio uses: $MUSICGEN_DECODER or `setting` ("torch", "onnx-int8",
-    "torch-compiled"), else by measurement: on a CPU with ONNX Runtime installed, the faster of
-    PyTorch float32 and int8 ONNX Runtime over a few steps (machines differ: measure, do not
-    assume); elsewhere PyTorch eager."""
+    "onnx-int4", "torch-compiled"), else by measurement: on a CPU with ONNX Runtime installed,
+    the fastest of PyTorch float32 and ONNX Runtime with int8 and int4 weights over a few steps
+    (machines differ: measure, do not assume); elsewhere PyTorch eager."""
     setting = setting or os.environ.get("MUSICGEN_DECODER") or "auto"
     if setting not in DECODER_SETTINGS:
         raise InvalidParameterError(
@@ -72,33 +76,36 @@ def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decod
     if setting == "torch-compiled":
         return torch_decoder(model, compile_step=True)
     if not cpu:
-        raise InvalidParameterError("The onnx-int8 decoder runs on the CPU only.")
-    if setting == "onnx-int8":
-        return int8_decoder(model)
-    eager = torch_decoder(model)
-    try:
-        fast = int8_decoder(model)
-    except Exception as exc:  # an ONNX Runtime without the operators the graph needs, say
-        log.warning("decoder: torch-eager (the int8 step could not be built: %s)", exc)
-        return eager
+        raise InvalidParameterError("The ONNX Runtime decoders run on the CPU only.")
+    if setting != "auto":
+        return onnx_decoder(model, setting.removeprefix("onnx-"))
+    candidates = [torch_decoder(model)]
+    for weights in ("int8", "int4"):
+        try:
+            candidates.append(onnx_decoder(model, weights))
+        except Exception as exc:  # an ONNX Runtime without the operators the graph needs, say
+            log.warning("decoder: no onnx-%s (the graph could not be built: %s)", weights, exc)
+    if len(candidates) == 1:
+        return candidates[0]
     # Measured once per machine and model, then remembered: two paths within a few per cent
     # of each other could flip from one launch to the next, and with them the music a seed
-    # gives (the int8 path samples other notes).
+    # gives (each path samples slightly other notes).
     choices = devices.cache_root() / DECODER_CHOICES
     key = " | ".join(
         (
-            fast.step.key,  # the model's, as the int8 step hashed it
+            candidates[1].step.key,  # the model's, as the engine hashed it
             devices.cpu_name(),
             devices.describe(model.embed.weight.device),
             f"torch {torch.__version__}",
             f"onnxruntime {onnx_step.version()} {onnx_step.OnnxDecoder.GRAPH}",
         )
     )
+    by_name = {d.name: d for d in candidates}
     remembered = _read_json(choices).get(key)
-    if remembered in (eager.name, fast.name):
+    if remembered in by_name:
         log.info("decoder: %s (measured before on this machine: %s)", remembered, choices)
-        return eager if remembered == eager.name else fast
-    timed = {d: _seconds_per_step(model, d) for d in (eager, fast)}
+        return by_name[remembered]
+    timed = {d: _seconds_per_step(model, d) for d in candidates}
     log.info("decoder: %s", ", ".join(f"{d.name} {t * 1e3:.1f} ms/step" for d, t in timed.items()))
     chosen = min(timed, key=timed.get)
     _write_json(choices, _read_json(choices) | {key: chosen.name})
@@ -128,7 +135,7 @@ def _seconds_per_step(model: MusicTransformer, decoder: Decoder, steps=8) -> flo
     cached = min(256, model.config.block_size // 2)
     x = torch.zeros(1, cached + steps, dtype=torch.long, device=model.embed.weight.device)
     cache = model.new_cache(1, decoder.static_cache)
-    model.prefill(x[:, :cached], cache)
+    (decoder.prefill or model.prefill)(x[:, :cached], cache)
     times = []
     for i in range(cached, cached + steps):
         started = time.perf_counter()

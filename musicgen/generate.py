@@ -103,32 +103,54 @@ class Progress:
     first: Sample
 
 
-def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+def filter_logits(logits: np.ndarray, top_k: int = 0, top_p: float = 1.0) -> np.ndarray:
     """Set to -inf every logit outside the top-k, then outside the smallest set whose
     probability reaches top_p. logits: (B, V)."""
-    if top_k and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_k and top_k < logits.shape[-1]:
+        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k:].min(axis=-1, keepdims=True)
+        logits = np.where(logits < kth, -np.inf, logits)
     if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = sorted_logits.softmax(dim=-1)
-        before = probs.cumsum(dim=-1) - probs  # mass of strictly more likely tokens
-        drop_sorted = before >= top_p  # the most likely token is always kept
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
+        order = np.argsort(-logits, axis=-1, kind="stable")
+        probs = softmax(np.take_along_axis(logits, order, axis=-1))
+        before = np.cumsum(probs, axis=-1) - probs  # mass of strictly more likely tokens
+        drop = np.zeros(logits.shape, dtype=bool)
+        # (the most likely token stays; 1e-9: a set that reaches p up to rounding reaches it)
+        np.put_along_axis(drop, order, before >= top_p - 1e-9, axis=-1)
+        logits = np.where(drop, -np.inf, logits)
     return logits
 
 
-class _Tables:
-    """The tokenizer's numpy tables as tensors on the model's device."""
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
-    def __init__(self, tok: PerformanceTokenizer, device):
-        self.allowed = torch.as_tensor(tok.grammar_allowed, device=device)  # (3, V)
-        self.next_state = torch.as_tensor(tok.grammar_next, device=device)  # (V,)
-        self.shift = torch.as_tensor(tok.shift_seconds, device=device, dtype=torch.float64)
-        self.is_shift = self.shift > 0
-        self.is_pitch = torch.as_tensor(tok.kind == NOTE_PITCH, device=device)
-        self.min_shift = float(tok.shift_seconds[tok.shift_seconds > 0].min())
+
+def log_softmax_of(x: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """log softmax(x)[b, ids[b]] for each row b."""
+    top = x.max(axis=-1)
+    total = np.log(np.exp(x - top[:, None]).sum(axis=-1)) + top
+    return x[np.arange(len(x)), ids] - total
+
+
+def draw(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One token id per row (B, V), with probability softmax(logits): one uniform number per
+    row against the cumulative weights (inverse transform sampling)."""
+    weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    cumulative = np.cumsum(weights, axis=-1)
+    u = rng.random(len(logits)) * cumulative[:, -1]
+    return (cumulative <= u[:, None]).sum(axis=-1)  # the first id whose cumulative exceeds u
+
+
+class _Tables:
+    """The tokenizer's tables the sampler reads every token."""
+
+    def __init__(self, tok: PerformanceTokenizer):
+        self.allowed = tok.grammar_allowed  # (3, V): what may follow in each grammar state
+        self.next_state = tok.grammar_next  # (V,)
+        self.shift = tok.shift_seconds  # (V,)
+        self.new_onset = self.shift > 0  # a time shift starts a new onset
+        self.is_pitch = tok.kind == NOTE_PITCH
+        self.min_shift = float(self.shift[self.new_onset].min())
 
 
 def _struck_at_last_onset(tok: PerformanceTokenizer, ids: np.ndarray) -> np.ndarray:
@@ -189,94 +211,104 @@ def sample(
     # The prompt fills 3/4 of the window; when the window is full, the last half is prefilled
     # again: each slide costs one prefill per block/2 new tokens and keeps half a window of context.
     first, keep = int(block * PROMPT_FILL), int(block * SLIDE_KEEP)
-    B = config.num_candidates
-    t = _Tables(tok, device)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    # Checking "all done" reads a value back from the device: on a GPU only every few tokens
-    # (the few extra tokens are cut off below), on a CPU it is free.
-    check_every = 1 if device.type == "cpu" else 8
+    B, V = config.num_candidates, tok.vocab_size
+    t = _Tables(tok)
+    rng = np.random.default_rng(config.seed)
+    # The sampler's work per token is a few numpy ops on (B, V) arrays on the host: a dozen
+    # microseconds, where the same in PyTorch ops cost a quarter of a millisecond of dispatch
+    # (on a GPU too, where each op is a kernel launch); one copy of the logits crosses over.
 
     prefix = [] if (cid := tok.composer_id(config.composer)) is None else [cid]
     prompt = np.asarray(prompt_ids, dtype=np.int64)
     P, max_tokens = len(prompt), config.max_new_tokens
-    history = torch.empty(B, P + max_tokens, dtype=torch.long, device=device)  # preallocated
-    history[:, :P] = torch.as_tensor(prompt, device=device)
+    history = np.empty((B, P + max_tokens), dtype=np.int64)  # preallocated
+    history[:, :P] = prompt
     length = P  # filled part of history
-    state = torch.full((B,), tok.grammar_state(prompt) if P else EXPECT_ONSET, device=device)
-    elapsed = torch.zeros(B, device=device, dtype=torch.float64)  # music seconds per candidate
-    struck = torch.zeros(B, tok.vocab_size, dtype=torch.bool, device=device)  # at this onset
-    struck[:, torch.as_tensor(_struck_at_last_onset(tok, prompt), device=device)] = True
-    finished_at = torch.full((B,), max_tokens, device=device)  # tokens when each one ended
-    done = torch.zeros(B, dtype=torch.bool, device=device)
-    log_p = torch.zeros(B, max_tokens, device=device)  # log-probability of each sampled token
-    prefix_t = torch.tensor(prefix, device=device, dtype=torch.long).repeat(B, 1)
-    bos = torch.full((B, 1), tok.bos_id, device=device)
+    rows = np.arange(B)
+    state = np.full(B, tok.grammar_state(prompt) if P else EXPECT_ONSET)
+    elapsed = np.zeros(B)  # music seconds per candidate
+    struck = np.zeros((B, V), dtype=bool)  # pitches struck at the current onset
+    struck[:, _struck_at_last_onset(tok, prompt)] = True
+    notes = struck.sum(axis=1)  # notes struck at the current onset
+    finished_at = np.full(B, max_tokens)  # tokens when each one ended
+    done = np.zeros(B, dtype=bool)
+    log_p = np.zeros((B, max_tokens), dtype=np.float32)  # log-probability of each sampled token
     decoder = decoder or torch_decoder(model)
+    prefill = decoder.prefill or model.prefill
 
     def context(n: int) -> torch.Tensor:
         """[composer] + the last n tokens (BOS when there is nothing yet)."""
         recent = history[:, max(0, length - n) : length]
-        return torch.cat([prefix_t, recent if recent.size(1) or prefix else bos], dim=1)
+        if not recent.shape[1] and not prefix:
+            recent = np.full((B, 1), tok.bos_id)
+        ids = np.concatenate([np.tile(np.asarray(prefix, dtype=np.int64), (B, 1)), recent], 1)
+        return torch.as_tensor(ids, device=device)
 
     # Every candidate starts from the same prompt: prefill it once, then copy the cache per row.
     cache = model.new_cache(1, decoder.static_cache)
     x = context(first - len(prefix))[:1]
-    every = model.prefill(x, cache, every_position=True)[0]  # (T, V)
+    every = prefill(x, cache, every_position=True)[0]  # (T, V)
     logits = every[-1:].expand(B, -1)
-    prompt_level = log_likelihood_per_note(every[:-1], x[0, 1:], t.is_pitch)
+    prompt_level = log_likelihood_per_note(
+        every[:-1], x[0, 1:], torch.as_tensor(t.is_pitch, device=device)
+    )
     cache = cache.repeat(B)
     position = x.size(1)  # the cache slot of the next token
     start = time.perf_counter()
     generated = 0
     while generated < max_tokens:
-        allowed = t.allowed[state]  # (B, V) grammar
-        remaining = config.seconds - elapsed + 1e-6
+        raw = logits.float().cpu().numpy()  # (B, V)
+        allowed = t.allowed[state]  # the grammar
         if not open_end:  # no shift past the requested length
-            allowed &= t.shift[None, :] <= remaining[:, None]
-        full = struck.sum(dim=1, keepdim=True) >= MAX_NOTES_PER_ONSET
-        allowed &= ~(struck | (full & t.is_pitch))  # no repeated pitch, no pile of notes
-        if not_before:  # only time shifts until the span begins
-            allowed &= ~(t.is_pitch[None, :] & (elapsed < not_before - 1e-6)[:, None])
-        allowed |= done[:, None] & t.allowed[state]  # ended rows run on until all end (cut below)
-        raw = logits.float()
-        logits = raw.masked_fill(~allowed, float("-inf"))
-        logits = filter_logits(logits / config.temperature, config.top_k, config.top_p)
-        next_id = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]
+            allowed &= t.shift <= (config.seconds + 1e-6 - elapsed)[:, None]
+        allowed &= ~struck  # no pitch twice at one onset
+        if (full := notes >= MAX_NOTES_PER_ONSET).any():  # no pile of notes
+            allowed[full] &= ~t.is_pitch
+        if not_before and (early := elapsed < not_before - 1e-6).any():
+            allowed[early] &= ~t.is_pitch  # only time shifts until the span begins
+        if done.any():  # ended rows run on until all end (cut below)
+            allowed[done] = t.allowed[state[done]]
+        masked = np.where(allowed, raw, -np.inf)
+        if config.temperature != 1.0:
+            masked /= config.temperature
+        next_id = draw(filter_logits(masked, config.top_k, config.top_p), rng)
         # The model's own judgement of the choice: its unmasked, unfiltered probability.
-        log_p[:, generated] = raw.log_softmax(dim=-1).gather(1, next_id[:, None])[:, 0]
+        log_p[:, generated] = log_softmax_of(raw, next_id)
 
         history[:, length] = next_id
         length += 1
         generated += 1
         state = t.next_state[next_id]
         elapsed += t.shift[next_id]
-        struck &= ~t.is_shift[next_id][:, None]  # a time shift starts a new onset
-        struck[torch.arange(B, device=device), next_id] |= t.is_pitch[next_id]
+        onset = t.new_onset[next_id]
+        struck[onset], notes[onset] = False, 0
+        pitch = t.is_pitch[next_id]
+        struck[rows[pitch], next_id[pitch]] = True
+        notes += pitch
         # Done when not even the smallest shift fits in what is left: within one grid step.
         done = elapsed > config.seconds - t.min_shift + 1e-6
-        finished_at = torch.where(done & (finished_at > generated), generated, finished_at)
-        finished = generated == max_tokens or (generated % check_every == 0 and bool(done.all()))
+        finished_at[done & (finished_at > generated)] = generated
+        finished = generated == max_tokens or bool(done.all())
         if on_progress is not None and (generated % 16 == 0 or finished):
             rate = generated * B / max(time.perf_counter() - start, 1e-9)
             end = P + min(int(finished_at[0]), generated)  # (an ended row runs on: cut)
-            first = Sample(
-                history[0, P:end].cpu().numpy(), log_p[0, : end - P].cpu().numpy(), prompt_level
-            )
+            first = Sample(history[0, P:end].copy(), log_p[0, : end - P].copy(), prompt_level)
             on_progress(Progress(float(elapsed.min()), config.seconds, generated, rate, first))
         if finished or (should_stop is not None and should_stop()):
             break
         if position == block:  # slide the window: re-prefill the recent tokens
             x = context(keep - len(prefix))
-            logits, position = model.prefill(x, cache), x.size(1)
+            logits, position = prefill(x, cache), x.size(1)
         else:
-            pos = torch.tensor([position], device=device)
-            logits = decoder.step(next_id[:, None], pos, cache)
+            idx = torch.as_tensor(next_id[:, None], device=device)
+            logits = decoder.step(idx, torch.tensor([position], device=device), cache)
             position += 1
 
-    continuation = history[:, P:length].cpu().numpy()
-    log_p = log_p.cpu().numpy()
-    ends = finished_at.clamp(max=generated).tolist()
-    return [Sample(continuation[b, : ends[b]], log_p[b, : ends[b]], prompt_level) for b in range(B)]
+    ends = np.minimum(finished_at, generated)
+    return [
+        Sample(history[b, P : P + ends[b]].copy(), log_p[b, : ends[b]].copy(), prompt_level)
+        for b in range(B)
+    ]
 
 
 def log_likelihood_per_note(logits, ids, is_pitch) -> float | None:

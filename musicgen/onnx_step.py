@@ -5,16 +5,19 @@ float32 weights (102 MB) do not fit a laptop's L3 cache, and PyTorch has no fast
 AVX2 machines. ONNX Runtime's dynamically quantized MatMul (int8 weights, per output channel)
 does: the weights shrink fourfold and stay in the cache.
 
-The whole trunk step is one graph: per layer the norm, the qkv product, ONNX Runtime's
-GroupQueryAttention (rotary positions applied inside, the new key and value written into the
-cache in place), the output product, the MLP; then the final norm. The KV cache stays the
-model's own (KVCache): its buffers are bound to the graph's past and present inputs and outputs
-(I/O binding), so PyTorch's prefill and ONNX Runtime's steps fill the same memory, with nothing
-copied per step. The graph is built here from the model's weights (no exporter involved),
-quantized once and kept in a temporary folder keyed by a hash of the weights.
+The whole step is one graph, token ids in and logits out: the embedding, per layer the norm,
+the qkv product, ONNX Runtime's GroupQueryAttention (rotary positions applied inside, the new
+keys and values written into the cache in place), the output product, the MLP; the final norm
+and the tied head. Each PyTorch op around an engine call costs a few microseconds, and a step
+of 1-2 ms has no room for a dozen of them (the head in PyTorch was a fifth of the step). The
+embedding and the head keep float32 weights: they are 3% of the work and exact.
 
-The step's input is the token's embedding, its output the trunk's state; the model's tied
-`head` (in PyTorch) turns that into logits.
+The same graph prefills: S tokens at positions 0..S-1 in one call, the int8 products then being
+matrix products (the prompt, and each slide of the window, at a fraction of PyTorch's float32
+time). The KV cache stays the model's own (KVCache): its buffers are bound to the graph's past
+and present inputs and outputs (I/O binding), so nothing is copied per step and PyTorch can
+read or extend what the engine wrote. The graph is built here from the model's weights (no
+exporter involved), quantized once and kept in a temporary folder keyed by a hash of the weights.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from .model import KVCache, MusicTransformer
 log = logging.getLogger(__name__)
 
 OPSET = 23  # RMSNormalization; Gelu with approximate="tanh"
+EMBED, HEAD = "x_0", "logits"  # the nodes that keep float32 weights
+WEIGHTS = ("int8", "int4", "float32")  # how the products' weights may be stored
 
 
 def available() -> bool:
@@ -54,18 +59,19 @@ def version() -> str:
 
 
 def _step_graph(model: MusicTransformer):
-    """The trunk's decoding step as an onnx ModelProto (float32 weights).
+    """The model's step as an onnx ModelProto (float32 weights).
 
-    inputs:  x (B, 1, C): the step's embedding; seqlens_k (B,) int32: its position;
-             total_length () int32: position + 1; past_key_i, past_value_i (B, H, max_len, hd)
-    outputs: state (B, 1, C): the trunk's normalised state; present_key_i, present_value_i
-             (bound to the same buffers as the past ones: the cache is written in place)
+    inputs:  idx (B, S) int64: the new tokens; seqlens_k (B,) int32: the position of the last;
+             total_length () int32: that position + 1;
+             past_key_i, past_value_i (B, H, max_len, hd): the cache
+    outputs: logits (B, S, vocab); present_key_i, present_value_i (bound to the same buffers as
+             the past ones: the cache is written in place)
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     cfg = model.config
-    C, H, hd = cfg.n_embd, cfg.n_head, cfg.head_dim
+    H, hd = cfg.n_head, cfg.head_dim
     eps = float(torch.finfo(torch.float32).eps)  # nn.RMSNorm(eps=None) on float32
     nodes, inits = [], []
 
@@ -75,12 +81,27 @@ def _step_graph(model: MusicTransformer):
         return name
 
     def node(op, inputs, outputs, **kwargs):
-        nodes.append(helper.make_node(op, inputs, outputs, **kwargs))
+        nodes.append(helper.make_node(op, inputs, outputs, name=outputs[0], **kwargs))
         return outputs[0]
 
     def rms(x, w: torch.Tensor, tag):
         inputs = [x, weight(f"{tag}_w", w, transpose=False)]
         return node("RMSNormalization", inputs, [tag], axis=-1, epsilon=eps)
+
+    def add_and_norm(x, y, w: torch.Tensor, tag, total):
+        """(RMSNorm(x + y), x + y)"""
+        gamma = weight(f"{tag}_w", w, transpose=False)
+        nodes.append(
+            helper.make_node(
+                "SkipSimplifiedLayerNormalization",
+                [x, y, gamma],
+                [tag, "", "", total],
+                name=tag,
+                domain="com.microsoft",
+                epsilon=eps,
+            )
+        )
+        return tag, total
 
     def cache_value(name):
         return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["B", H, "max_len", hd])
@@ -88,14 +109,24 @@ def _step_graph(model: MusicTransformer):
     weight("cos", model.rope_cos, transpose=False)  # (block_size, hd/2), rotate-half layout
     weight("sin", model.rope_sin, transpose=False)
     inputs = [
-        helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 1, C]),
+        helper.make_tensor_value_info("idx", TensorProto.INT64, ["B", "S"]),
         helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["B"]),
         helper.make_tensor_value_info("total_length", TensorProto.INT32, []),
     ]
-    outputs = [helper.make_tensor_value_info("state", TensorProto.FLOAT, ["B", 1, C])]
-    x = "x"
+    outputs = [
+        helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", "S", cfg.vocab_size])
+    ]
+    x = node("Gather", [weight("embed_w", model.embed.weight, transpose=False), "idx"], [EMBED])
+    h = rms(x, model.blocks[0].norm1.weight, "norm1_0")
+    # Each residual sum and the norm after it are one operator (an operator costs ~8 us here).
+    norms_after = (
+        [b.norm2.weight for b in model.blocks],
+        [
+            *(b.norm1.weight for b in model.blocks[1:]),
+            model.norm.weight,
+        ],
+    )
     for i, block in enumerate(model.blocks):
-        h = rms(x, block.norm1.weight, f"norm1_{i}")
         qkv = node("MatMul", [h, weight(f"qkv_{i}", block.attn.qkv.weight)], [f"qkv_out_{i}"])
         node("Split", [qkv], [f"q_{i}", f"k_{i}", f"v_{i}"], axis=-1, num_outputs=3)
         past, present = (
@@ -115,18 +146,67 @@ def _step_graph(model: MusicTransformer):
             rotary_interleaved=0,
         )
         p = node("MatMul", [y, weight(f"proj_{i}", block.attn.proj.weight)], [f"proj_out_{i}"])
-        x2 = node("Add", [x, p], [f"mid_{i}"])
-        h = rms(x2, block.norm2.weight, f"norm2_{i}")
+        h, x = add_and_norm(x, p, norms_after[0][i], f"norm2_{i}", f"mid_{i}")
         u = node("MatMul", [h, weight(f"up_{i}", block.mlp.up.weight)], [f"up_out_{i}"])
         g = node("Gelu", [u], [f"gelu_{i}"], approximate="tanh")
         d = node("MatMul", [g, weight(f"down_{i}", block.mlp.down.weight)], [f"down_out_{i}"])
-        x = node("Add", [x2, d], [f"x_{i + 1}"])
-    rms(x, model.norm.weight, "state")
-    graph = helper.make_graph(nodes, "trunk_step", inputs, outputs, inits)
+        last = i == len(model.blocks) - 1
+        tag = "state" if last else f"norm1_{i + 1}"
+        h, x = add_and_norm(x, d, norms_after[1][i], tag, f"x_{i + 1}")
+    state = h
+    node("MatMul", [state, weight("head_w", model.embed.weight)], [HEAD])  # tied
+    graph = helper.make_graph(nodes, "step", inputs, outputs, inits)
     opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)]
     proto = helper.make_model(graph, opset_imports=opsets)
     onnx.checker.check_model(proto)
     return proto
+
+
+def _quantized(proto, weights: str):
+    """The graph with its products' weights as `weights` says: "int8", per output channel, the
+    activations quantized on the fly (ONNX Runtime's dynamic quantization); "int4", in blocks
+    of 32 with the activations in int8 (MatMulNBits); "float32", as they are."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    if weights == "float32":
+        return proto
+    if weights == "int4":
+        # (importing the quantizer calls logging.basicConfig(level=INFO) when the root logger
+        # has no handler yet: it must not turn on every library's INFO lines)
+        root, guard = logging.getLogger(), logging.NullHandler()
+        root.addHandler(guard)
+        try:
+            from onnxruntime.quantization.matmul_nbits_quantizer import (
+                MatMulNBitsQuantizer,
+                logger,
+            )
+        finally:
+            root.removeHandler(guard)
+        logger.setLevel(logging.WARNING)  # (a line per product)
+        quantizer = MatMulNBitsQuantizer(
+            proto,
+            bits=4,
+            block_size=32,
+            is_symmetric=True,
+            accuracy_level=4,  # int8 products
+            nodes_to_exclude=[EMBED, HEAD],
+        )
+        quantizer.process()
+        return quantizer.model.model
+    with tempfile.TemporaryDirectory() as folder:  # (quantize_dynamic works on files)
+        plain, built = Path(folder) / "plain.onnx", Path(folder) / "int8.onnx"
+        onnx.save(proto, plain)
+        quantize_dynamic(
+            plain,
+            built,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=[EMBED, HEAD],
+            # the attention operator's outputs have no inferred type: they are float
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+        return onnx.load(built)
 
 
 def model_key(model: MusicTransformer) -> str:
@@ -140,102 +220,109 @@ def model_key(model: MusicTransformer) -> str:
 
 
 class OnnxDecoder:
-    """decode_step(idx, position, cache) with the trunk's step in one ONNX Runtime call (int8
-    weights), on the model's own float32 CPU cache."""
+    """decode_step(idx, position, cache) and prefill(idx, cache) in one ONNX Runtime call each
+    (int8 weights), on the model's own float32 CPU cache."""
 
-    GRAPH = "trunk-step"  # in the folder's name: graphs of an older layout are not reused
+    GRAPH = "whole-step-2"  # in the folder's name: graphs of an older layout are not reused
 
-    def __init__(self, model: MusicTransformer, quantize: bool = True, threads: int | None = None):
+    def __init__(self, model: MusicTransformer, weights: str = "int8", threads: int | None = None):
         import onnx
         import onnxruntime as ort
-        from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        if weights not in WEIGHTS:
+            raise InvalidParameterError(f"weights must be one of {', '.join(WEIGHTS)}.")
         if model.embed.weight.dtype != torch.float32 or model.embed.weight.device.type != "cpu":
-            raise InvalidParameterError("The onnx-int8 decoder runs float32 models on the CPU.")
+            raise InvalidParameterError("The ONNX Runtime decoders run float32 models on the CPU.")
         self.model = model
         self.key = model_key(model)  # hashing the weights takes ~0.1 s at the base size: once
         folder = Path(tempfile.gettempdir()) / "musicgen-onnx"
-        path = folder / f"{self.key}-{self.GRAPH}-{'int8' if quantize else 'fp32'}.onnx"
+        path = folder / f"{self.key}-{self.GRAPH}-{weights}.onnx"
         if not path.is_file():
             folder.mkdir(parents=True, exist_ok=True)
-            plain = path.with_suffix(f".{os.getpid()}.fp32")
-            onnx.save(_step_graph(model), plain)
-            if quantize:
-                built = path.with_suffix(f".{os.getpid()}.tmp")
-                quantize_dynamic(
-                    plain,
-                    built,
-                    per_channel=True,
-                    weight_type=QuantType.QInt8,
-                    # the attention operator's outputs have no inferred type: they are float
-                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-                )
-                plain.unlink()
-            else:
-                built = plain
+            built = path.with_suffix(f".{os.getpid()}.tmp")
+            onnx.save(_quantized(_step_graph(model), weights), built)
             os.replace(built, path)  # whole or not at all: a killed build is built again
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Spinning threads wait faster but steal the core from PyTorch between steps.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Spinning worker threads pick up each of the graph's ~100 operators at once instead of
+        # being woken for it: 2.7 -> 1.8 ms a step at the base size (2-core EPYC). Between
+        # steps only the sampler's few small ops run, on the other core.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._bound: _Binding | None = None
 
     @torch.inference_mode()
     def __call__(self, idx: torch.Tensor, position: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        m = self.model
-        step = self._binding(cache, idx.size(0))
-        step.x.copy_(torch.nn.functional.embedding(idx, m.embed.weight))  # (B, 1, C)
+        """One new token per row, idx (B, 1), at `position` (1,) -> logits (B, vocab)."""
+        step = self._bound
+        if step is None or step.key != _cache_key(cache, idx.size(0)):
+            step = self._bound = self._binding(cache, idx.size(0), 1)
+        step.idx.copy_(idx)
         step.seqlens_k[:] = int(position[-1])
         step.total_length[...] = int(position[-1]) + 1
         self.session.run_with_iobinding(step.binding)
-        return m.head(step.state)[:, -1]
+        return step.logits[:, -1].clone()  # (the buffer is the next step's)
 
-    def _binding(self, cache: KVCache, batch: int) -> _Binding:
-        """The I/O binding of a cache: its buffers as the graph's past and present, and buffers
-        of its own for the step's input and output; made once per cache, then only refilled
-        (binding per step, and copying the outputs back, cost more than the step's attention)."""
-        key = (cache.k.data_ptr(), cache.v.data_ptr(), batch)
-        if self._bound is not None and self._bound.key == key:
-            return self._bound
-        C = self.model.config.n_embd
-        step = _Binding(
-            key,
+    @torch.inference_mode()
+    def prefill(self, idx: torch.Tensor, cache: KVCache, every_position: bool = False):
+        """Fill the cache with idx (B, T) at positions 0..T-1 -> the last logits (B, vocab), or
+        those of every position (B, T, vocab) (as MusicTransformer.prefill)."""
+        B, T = idx.shape
+        if cache.max_len < T:
+            raise ValueError(f"prompt of {T} tokens exceeds the cache of {cache.max_len}")
+        run = self._binding(cache, B, T)  # (once per window: a binding costs ~0.1 ms)
+        run.idx.copy_(idx)
+        run.seqlens_k[:] = T - 1
+        run.total_length[...] = T
+        self.session.run_with_iobinding(run.binding)
+        return run.logits if every_position else run.logits[:, -1]
+
+    def _binding(self, cache: KVCache, batch: int, length: int) -> _Binding:
+        """The I/O binding of a cache for `length` new tokens a row: its buffers as the graph's
+        past and present, and buffers of its own for the tokens and the logits (binding per
+        step, and copying the outputs back, cost more than the step's attention)."""
+        V = self.model.config.vocab_size
+        run = _Binding(
+            _cache_key(cache, batch),
             self.session.io_binding(),
-            torch.zeros(batch, 1, C),
-            torch.zeros(batch, 1, C),
+            torch.zeros(batch, length, dtype=torch.long),
+            torch.zeros(batch, length, V),
             np.zeros(batch, dtype=np.int32),
             np.zeros((), dtype=np.int32),
         )
-        b = step.binding
+        b = run.binding
 
         def bind(name, buffer: torch.Tensor | np.ndarray, output=False):
             """By address: the graph reads and writes the buffer itself."""
             if isinstance(buffer, np.ndarray):
                 args = (buffer.dtype.type, list(buffer.shape), buffer.ctypes.data)
             else:
-                args = (np.float32, list(buffer.shape), buffer.data_ptr())
+                dtype = np.int64 if buffer.dtype == torch.long else np.float32
+                args = (dtype, list(buffer.shape), buffer.data_ptr())
             (b.bind_output if output else b.bind_input)(name, "cpu", 0, *args)
 
-        bind("x", step.x)
-        bind("state", step.state, output=True)
-        bind("seqlens_k", step.seqlens_k)
-        bind("total_length", step.total_length)
+        bind("idx", run.idx)
+        bind("logits", run.logits, output=True)
+        bind("seqlens_k", run.seqlens_k)
+        bind("total_length", run.total_length)
         for i in range(self.model.config.n_layer):
             for name, buffer in (("key", cache.k[i]), ("value", cache.v[i])):
                 bind(f"past_{name}_{i}", buffer)
                 bind(f"present_{name}_{i}", buffer, output=True)
-        self._bound = step
-        return step
+        return run
+
+
+def _cache_key(cache: KVCache, batch: int) -> tuple:
+    return cache.k.data_ptr(), cache.v.data_ptr(), cache.max_len, batch
 
 
 @dataclass
 class _Binding:
     key: tuple
     binding: object  # onnxruntime.IOBinding
-    x: torch.Tensor
-    state: torch.Tensor
+    idx: torch.Tensor
+    logits: torch.Tensor
     seqlens_k: np.ndarray
     total_length: np.ndarray

@@ -90,7 +90,7 @@ def test_the_first_take_reported_while_sampling_is_the_take(studio, midi_files):
 def test_stop_keeps_what_the_listener_heard(studio, midi_files):
     """Stopped at `heard` s into the take: the take keeps the notes struck before it, each
     ending by then, as the same seed gives without a stop."""
-    config = SamplingConfig(seconds=8, seed=7)
+    config = SamplingConfig(seconds=8, seed=11)
     whole = studio.generate(midi_files[0], config, 0.0, 4.0, audio=False).results[0]
     heard = 6.5  # 2.5 s after the prompt's 4 s
     calls = []
@@ -99,7 +99,7 @@ def test_stop_keeps_what_the_listener_heard(studio, midi_files):
         config,
         0.0,
         4.0,
-        should_stop=lambda: calls.append(1) or len(calls) > 5,
+        should_stop=lambda: calls.append(1) or len(calls) > 20,
         keep_until=lambda: heard,
     )
     assert stopped.stopped_early and "kept what you heard: 6.5 s of the take" in stopped.describe()
@@ -121,7 +121,7 @@ def test_a_failure_midway_keeps_what_was_played(studio, midi_files):
 
     def breaking_step(idx, position, cache):
         steps.append(1)
-        if len(steps) > 150:
+        if len(steps) > 60:
             raise RuntimeError("the accelerator went away")
         return model.decoder.step(idx, position, cache)
 
