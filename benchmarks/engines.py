@@ -30,10 +30,9 @@ PROMPT_TOKENS = 768
 
 
 @torch.inference_mode()
-def onnx_runtime(model, weights: str, prompt: np.ndarray, batch: int, tokens: int) -> float:
+def onnx_runtime(model, decoder, prompt: np.ndarray, batch: int, tokens: int) -> float:
     """Seconds to prefill the prompt and sample `tokens` more per row (numpy draw, as the
     studio's sampler)."""
-    decoder = onnx_decoder(model, weights)
     rng = np.random.default_rng(0)
     started = time.perf_counter()
     cache = model.new_cache(1)
@@ -107,9 +106,10 @@ def main() -> None:
     args = parser.parse_args()
     model, tok, _ = load_checkpoint(resolve("base"), "cpu", torch.float32)
     prompt = tok.encode(read_midi(PROMPT, isolate=False))[-PROMPT_TOKENS:]
+    decoders = {w: onnx_decoder(model, w) for w in ("int8", "int4")}
     engines = {
-        f"onnxruntime_{w}": lambda b, n, w=w: onnx_runtime(model, w, prompt, b, n)
-        for w in ("int8", "int4")
+        f"onnxruntime_{w}": lambda b, n, d=d: onnx_runtime(model, d, prompt, b, n)
+        for w, d in decoders.items()
     }
     result = {"machine": {"cpu": devices.cpu_name(), "threads": torch.get_num_threads()}}
     with tempfile.TemporaryDirectory() as folder:

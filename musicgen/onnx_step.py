@@ -1,9 +1,10 @@
-"""A CPU decoding step run as one ONNX Runtime call, with int8 weights.
+"""A CPU decoding step run as one ONNX Runtime call, with int8 or int4 weights.
 
 At batch 1 on a CPU a decoding step streams every weight from memory once per step; maestro-base's
 float32 weights (102 MB) do not fit a laptop's L3 cache, and PyTorch has no fast int8 kernel for
 AVX2 machines. ONNX Runtime's dynamically quantized MatMul (int8 weights, per output channel)
-does: the weights shrink fourfold and stay in the cache.
+does: the weights shrink fourfold. Its MatMulNBits (int4 weights in blocks of 32, int8 products)
+halves them again, which pays for steps of one or two candidates (see OnnxDecoder).
 
 The whole step is one graph, token ids in and logits out: the embedding, per layer the norm,
 the qkv product, ONNX Runtime's GroupQueryAttention (rotary positions applied inside, the new
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 OPSET = 23  # RMSNormalization; Gelu with approximate="tanh"
 EMBED, HEAD = "x_0", "logits"  # the nodes that keep float32 weights
 WEIGHTS = ("int8", "int4", "float32")  # how the products' weights may be stored
+VECTOR_ROWS = 2  # steps of up to this many candidates run with int4 weights (see OnnxDecoder)
 
 
 def available() -> bool:
@@ -221,48 +223,60 @@ def model_key(model: MusicTransformer) -> str:
 
 class OnnxDecoder:
     """decode_step(idx, position, cache) and prefill(idx, cache) in one ONNX Runtime call each
-    (int8 weights), on the model's own float32 CPU cache."""
+    (int8 or int4 weights), on the model's own float32 CPU cache."""
 
     GRAPH = "whole-step-2"  # in the folder's name: graphs of an older layout are not reused
 
     def __init__(self, model: MusicTransformer, weights: str = "int8", threads: int | None = None):
-        import onnx
-        import onnxruntime as ort
-
         if weights not in WEIGHTS:
             raise InvalidParameterError(f"weights must be one of {', '.join(WEIGHTS)}.")
         if model.embed.weight.dtype != torch.float32 or model.embed.weight.device.type != "cpu":
             raise InvalidParameterError("The ONNX Runtime decoders run float32 models on the CPU.")
         self.model = model
         self.key = model_key(model)  # hashing the weights takes ~0.1 s at the base size: once
+        self.threads = threads or torch.get_num_threads()
+        self.session = self._session(weights)
+        # A step of one candidate multiplies vectors, bound by reading the weights: int4 halves
+        # that. A prefill, or a step of several candidates, multiplies matrices, and there
+        # ONNX Runtime's int8 kernels are the faster (base size, 2-core EPYC: a 20 s take's
+        # three prefills 0.57 s int4 / 0.33 s int8; a step of 16 candidates 16.2 / 13.5 ms,
+        # of 4 even, of 1 1.9 / 2.3 ms).
+        self.matrix_session = self._session("int8") if weights == "int4" else self.session
+        self._bound: _Binding | None = None
+
+    def _session(self, weights: str):
+        """The graph with `weights`, built and quantized on first use and kept on disk."""
+        import onnx
+        import onnxruntime as ort
+
         folder = Path(tempfile.gettempdir()) / "musicgen-onnx"
         path = folder / f"{self.key}-{self.GRAPH}-{weights}.onnx"
         if not path.is_file():
             folder.mkdir(parents=True, exist_ok=True)
             built = path.with_suffix(f".{os.getpid()}.tmp")
-            onnx.save(_quantized(_step_graph(model), weights), built)
+            onnx.save(_quantized(_step_graph(self.model), weights), built)
             os.replace(built, path)  # whole or not at all: a killed build is built again
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Spinning worker threads pick up each of the graph's ~100 operators at once instead of
         # being woken for it: 2.7 -> 1.8 ms a step at the base size (2-core EPYC). Between
         # steps only the sampler's few small ops run, on the other core.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self._bound: _Binding | None = None
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     @torch.inference_mode()
     def __call__(self, idx: torch.Tensor, position: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """One new token per row, idx (B, 1), at `position` (1,) -> logits (B, vocab)."""
         step = self._bound
         if step is None or step.key != _cache_key(cache, idx.size(0)):
-            step = self._bound = self._binding(cache, idx.size(0), 1)
+            session = self.session if idx.size(0) <= VECTOR_ROWS else self.matrix_session
+            step = self._bound = self._binding(session, cache, idx.size(0), 1)
         step.idx.copy_(idx)
         step.seqlens_k[:] = int(position[-1])
         step.total_length[...] = int(position[-1]) + 1
-        self.session.run_with_iobinding(step.binding)
+        step.session.run_with_iobinding(step.binding)
         return step.logits[:, -1].clone()  # (the buffer is the next step's)
 
     @torch.inference_mode()
@@ -272,21 +286,22 @@ class OnnxDecoder:
         B, T = idx.shape
         if cache.max_len < T:
             raise ValueError(f"prompt of {T} tokens exceeds the cache of {cache.max_len}")
-        run = self._binding(cache, B, T)  # (once per window: a binding costs ~0.1 ms)
+        run = self._binding(self.matrix_session, cache, B, T)  # (once per window: ~0.1 ms)
         run.idx.copy_(idx)
         run.seqlens_k[:] = T - 1
         run.total_length[...] = T
-        self.session.run_with_iobinding(run.binding)
+        run.session.run_with_iobinding(run.binding)
         return run.logits if every_position else run.logits[:, -1]
 
-    def _binding(self, cache: KVCache, batch: int, length: int) -> _Binding:
+    def _binding(self, session, cache: KVCache, batch: int, length: int) -> _Binding:
         """The I/O binding of a cache for `length` new tokens a row: its buffers as the graph's
         past and present, and buffers of its own for the tokens and the logits (binding per
         step, and copying the outputs back, cost more than the step's attention)."""
         V = self.model.config.vocab_size
         run = _Binding(
             _cache_key(cache, batch),
-            self.session.io_binding(),
+            session,
+            session.io_binding(),
             torch.zeros(batch, length, dtype=torch.long),
             torch.zeros(batch, length, V),
             np.zeros(batch, dtype=np.int32),
@@ -321,6 +336,7 @@ def _cache_key(cache: KVCache, batch: int) -> tuple:
 @dataclass
 class _Binding:
     key: tuple
+    session: object  # onnxruntime.InferenceSession
     binding: object  # onnxruntime.IOBinding
     idx: torch.Tensor
     logits: torch.Tensor
