@@ -33,7 +33,7 @@ from .checkpoint import (
     resolve,
     save_training_checkpoint,
 )
-from .data import WindowSampler, build_cache, list_pieces, split_window, top_composers
+from .data import SPLITS, WindowSampler, build_cache, list_pieces, split_window, top_composers
 from .errors import CheckpointError, InvalidParameterError
 from .finetune import folder_settings
 from .model import ModelConfig, MusicTransformer
@@ -186,6 +186,7 @@ class Trainer:
         self.tokens_per_note = sum(p["length"] for p in pieces) / max(
             sum(p["notes"] for p in pieces), 1
         )
+        self.pieces = {split: [p["path"] for p in cache.pieces(split)] for split in SPLITS}
         prompt = cache.piece_tokens(pieces[0]) if pieces else np.zeros(0, dtype=np.int64)
         self.sample_prompt = np.asarray(prompt[:SAMPLE_PROMPT_TOKENS], dtype=np.int64)
 
@@ -415,6 +416,19 @@ class Trainer:
             total = reduced.item() / self.world
         return total, float(grad_norm)
 
+    def _write_card(self) -> None:
+        cfg = self.cfg
+        names = ("lr", "min_lr", "warmup_steps", "max_steps", "eval_every", "patience")
+        settings = {k: getattr(cfg, k) for k in names} | {
+            "batch_size": cfg.batch_size * cfg.grad_accum * self.world,
+            "block_size": cfg.model.block_size,
+        }
+        trained = (
+            f"Trained for {self.step} steps, {self.train_seconds / 60:.1f} min on "
+            f"{devices.describe(self.device)}."
+        )
+        self.record.write_card(self.started_from, cfg.data, self.pieces, settings, trained)
+
     def _log_validation(self, val: float) -> None:
         per_note = val * self.tokens_per_note
         self.record.log(
@@ -458,6 +472,8 @@ class Trainer:
                 self.cfg.sample_seconds,
                 self.step,
             )
+            if self.started_from is not None:
+                self._write_card()
         if self.world > 1:
             dist.broadcast(stop, 0)  # (rank 0's word, for every process)
         return bool(stop.item())

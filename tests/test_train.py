@@ -268,3 +268,9 @@ def test_early_stopping_keeps_the_best_checkpoint(tmp_path):
     best = min(vals, key=lambda sv: sv[1])
     assert vals[-1][0] == result["step"] and [v for _, v in vals[-2:]] > [best[1]] * 2
     assert (tmp_path / "warm" / "best").read_text() == f"step-{best[0]:07d}"
+    # its model card: what it started from and learned on, before and at its best
+    card = (tmp_path / "warm" / "README.md").read_text()
+    assert f"`{tmp_path / 'run'}` fine-tuned on `{MIDI_DIR.name}`" in card
+    assert "| before fine-tuning (step 0) |" in card
+    assert f"| best checkpoint (step {best[0]}, the one served) |" in card
+    assert f"MUSICGEN_MODELS={tmp_path / 'warm'} make demo" in card
