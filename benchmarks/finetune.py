@@ -8,6 +8,9 @@ token for (default: Domenico Scarlatti, 18 train and 13 test performances; the t
 limit. Before and after it:
 
 - NLL per note on that composer's *test* performances (the music the user wants);
+  `--unseen K` moves K of them into the folder: every MAESTRO train performance was in the
+  bundled models' pre-training, so the default folder is music they have heard, where a
+  user's own files are music they have not;
 - NLL per note on the first files of the whole test split (what it forgot);
 - the continuation statistics of 30 s takes after 20 s prompts from the composer's test
   performances (benchmarks/continuation_stats.py): pitch-class JS to the real continuation and
@@ -98,10 +101,18 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--general-files", type=int, default=20)
     parser.add_argument("--out", help="the run's folder (default: a temporary one)")
+    parser.add_argument(
+        "--unseen",
+        type=int,
+        default=0,
+        help="also put this many of the composer's test performances in the folder (music the "
+        "model never saw; they leave the composer's test set)",
+    )
     args = parser.parse_args()
     pieces = [p for p in list_pieces(args.data) if p.composer == args.composer]
     train = [p.path for p in pieces if p.split == "train"]
     test = [p.path for p in pieces if p.split == "test"]
+    train, test = train + test[: args.unseen], test[args.unseen :]
     if not train or not test:
         sys.exit(f"{args.composer} has {len(train)} train and {len(test)} test performances.")
     work = Path(args.out or tempfile.mkdtemp(prefix="finetune-"))
@@ -118,6 +129,7 @@ def main() -> None:
         "model": args.model,
         "composer": args.composer,
         "folder_pieces": len(train),
+        "of_them_unseen_in_pretraining": args.unseen,
         "composer_test_pieces": len(test),
         "general_test_files": args.general_files,
         "prompts": len(prompts),

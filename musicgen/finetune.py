@@ -54,6 +54,16 @@ def folder_settings(
         )
     steps = math.ceil(PASSES * tokens / (batch_size * block_size))
     steps = min(max(steps, MIN_STEPS), MAX_STEPS)
+    log.info(
+        "the folder: %d pieces to train on (%d tokens), %d held out to watch it; %d steps are "
+        "%.1f passes over it (the bar shows the time left; --time-limit-min stops earlier with "
+        "a checkpoint, --max-steps sets another length)",
+        len(train),
+        tokens,
+        len(cache.pieces("validation")),
+        steps,
+        steps * batch_size * block_size / tokens,
+    )
     return {
         "lr": LR,
         "min_lr": LR / 10,

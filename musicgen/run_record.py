@@ -70,12 +70,18 @@ class RunRecord:
         out = self.log_path.parent
         checks = self.validations()
         before = next((r for r in checks if r["step"] == 0), None)
-        trained = [r for r in checks if r["step"] > 0]  # (step 0 is not a checkpoint)
-        best = min(trained, key=lambda r: r["val_loss"], default=None)
+        best = min(checks, key=lambda r: r["val_loss"], default=None)
         rows = []
         if before:
             rows.append(f"| before fine-tuning (step 0) | {before['val_nll_per_note']:.3f} |")
-        if best:
+        if best is not None and best is before:
+            rows.append(
+                "| best checkpoint: the starting weights (no later one was better on the "
+                "held-out pieces; the run serves them) | **{:.3f}** |".format(
+                    best["val_nll_per_note"]
+                )
+            )
+        elif best is not None:
             change = ""
             if before:
                 ratio = best["val_nll_per_note"] / before["val_nll_per_note"] - 1
@@ -84,7 +90,7 @@ class RunRecord:
                 f"| best checkpoint (step {best['step']}, the one served) "
                 f"| **{best['val_nll_per_note']:.3f}**{change} |"
             )
-        if trained and trained[-1] is not best:
+        if checks and checks[-1] is not best and checks[-1] is not before:
             rows.append(
                 f"| latest (step {checks[-1]['step']}) | {checks[-1]['val_nll_per_note']:.3f} |"
             )

@@ -338,9 +338,11 @@ class Trainer:
                 self.model.num_params() / 1e6,
                 devices.describe(self.device),
             )
-        if self.is_main and self.started_from is not None and self.step == 0:
-            val = self.validate()  # where the warm start begins, to compare its evaluations with
-            self._log_validation(val)
+        if self.started_from is not None and self.step == 0:
+            # Where the warm start begins, kept as a checkpoint: if no later one beats it on
+            # the held-out files (a small folder, a learning rate too high), it stays the best,
+            # and the run serves the model it started from rather than a worse one.
+            self._evaluate_and_save()
         self.model.train()
         tokens_per_step = cfg.batch_size * cfg.model.block_size * cfg.grad_accum * self.world
         started = time.perf_counter()

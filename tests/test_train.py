@@ -262,15 +262,17 @@ def test_early_stopping_keeps_the_best_checkpoint(tmp_path):
     # far too high a learning rate: the validation loss climbs, and the run stops
     cfg = warm(tmp_path, max_steps=60, eval_every=2, patience=2, lr=3.0, min_lr=1.0)
     result = run(cfg, resume=False)
-    # (step 0: the model it starts from, logged before training, not a checkpoint)
-    vals = [(s, v) for s, _, _, v in losses(tmp_path / "warm") if v is not None and s > 0]
+    # (step 0: the model it starts from, validated and kept as a checkpoint before training)
+    vals = [(s, v) for s, _, _, v in losses(tmp_path / "warm") if v is not None]
     assert result["step"] < 60 and len(vals) >= 3
     best = min(vals, key=lambda sv: sv[1])
     assert vals[-1][0] == result["step"] and [v for _, v in vals[-2:]] > [best[1]] * 2
-    assert (tmp_path / "warm" / "best").read_text() == f"step-{best[0]:07d}"
+    # (the starting weights are a checkpoint too: here none after them was better)
+    assert best[0] == 0 and (tmp_path / "warm" / "best").read_text() == "step-0000000"
+    assert load_checkpoint(tmp_path / "warm")[2]["step"] == 0
     # its model card: what it started from and learned on, before and at its best
     card = (tmp_path / "warm" / "README.md").read_text()
     assert f"`{tmp_path / 'run'}` fine-tuned on `{MIDI_DIR.name}`" in card
     assert "| before fine-tuning (step 0) |" in card
-    assert f"| best checkpoint (step {best[0]}, the one served) |" in card
+    assert "| best checkpoint: the starting weights (no later one was better" in card
     assert f"MUSICGEN_MODELS={tmp_path / 'warm'} make demo" in card
