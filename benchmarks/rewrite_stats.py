@@ -77,6 +77,9 @@ def main() -> None:
             started = time.perf_counter()
             r = model.rewrite(perf, start, end, config).result()
             wall = time.perf_counter() - started
+            if r.original.after_nll_per_note is None:  # no note after the span to judge by
+                print(json.dumps({"skipped": info.path, "start": start}), flush=True)
+                continue
             by_row = sorted(r.passages, key=lambda p: p.row)
             prompt, origin = music_before(tok, perf, start)
             after = make_performance(perf.notes[perf.notes[:, ONSET] >= end])
