@@ -34,12 +34,15 @@ DECODER_CHOICES = "decoder-choices.json"  # under the cache root: each machine's
 class Decoder:
     """How decoding steps run: step(idx (B, 1), position (1,), cache) -> logits (B, vocab);
     prefill(idx (B, T), cache, every_position=False) -> logits, as MusicTransformer.prefill
-    (None: the model's own); and whether the cache it needs is static (see KVCache)."""
+    (None: the model's own); extend_each(idx (B, T), start, one-row cache) -> logits
+    (B, T, vocab), each row after the same cached prefix (None: the model's extend on a cache
+    copied per row); and whether the cache it needs is static (see KVCache)."""
 
     name: str
     step: Callable
     static_cache: bool = False
     prefill: Callable | None = None
+    extend_each: Callable | None = None
 
 
 def torch_decoder(model: MusicTransformer, compile_step: bool = False) -> Decoder:
@@ -57,7 +60,9 @@ def onnx_decoder(model: MusicTransformer, weights: str = "int8") -> Decoder:
     """The model's step, and its prefill, as one ONNX Runtime call each with int8 or int4
     weights (onnx_step.py), for float32 CPU models."""
     engine = onnx_step.OnnxDecoder(model, weights)
-    return Decoder(f"onnx-{weights}", engine, prefill=engine.prefill)
+    return Decoder(
+        f"onnx-{weights}", engine, prefill=engine.prefill, extend_each=engine.extend_each
+    )
 
 
 def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decoder:

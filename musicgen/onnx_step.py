@@ -293,6 +293,26 @@ class OnnxDecoder:
         run.session.run_with_iobinding(run.binding)
         return run.logits if every_position else run.logits[:, -1]
 
+    @torch.inference_mode()
+    def extend_each(self, idx: torch.Tensor, start: int, cache: KVCache) -> torch.Tensor:
+        """Each row of idx (B, T) after the same `start` tokens of a one-row cache, at positions
+        start.. -> the logits of every position (B, T, vocab). One call a row (the engine's
+        attention takes several new tokens after cached ones one row at a time), each writing
+        the cache's slots from `start` on, which the next row writes again: the shared
+        prefix is stored once, never copied per row."""
+        B, T = idx.shape
+        if cache.k.size(1) != 1 or cache.max_len < start + T:
+            raise ValueError(f"a one-row cache of at least {start + T} slots is needed")
+        run = self._binding(self.matrix_session, cache, 1, T)
+        run.seqlens_k[:] = start + T - 1
+        run.total_length[...] = start + T
+        out = torch.empty(B, T, self.model.config.vocab_size)
+        for row in range(B):
+            run.idx.copy_(idx[row : row + 1])
+            run.session.run_with_iobinding(run.binding)
+            out[row] = run.logits[0]
+        return out
+
     def _binding(self, session, cache: KVCache, batch: int, length: int) -> _Binding:
         """The I/O binding of a cache for `length` new tokens a row: its buffers as the graph's
         past and present, and buffers of its own for the tokens and the logits (binding per

@@ -126,7 +126,8 @@ def rewrite_passage(
 ) -> Rewrite:
     """config.num_candidates passages for [start, end) of `piece` (config.seconds is the
     span's: it is not read), ranked; the original passage judged the same way. `judge_dtype`:
-    the precision of the judging pass (bfloat16 autocast is ~3x faster where the CPU has it)."""
+    the precision of a PyTorch judging pass (bfloat16 autocast is ~3x faster where the CPU has
+    it); an engine decoder (the CPU's ONNX Runtime one) judges in its own weights, as it sampled."""
     start, end = check_span(piece, start, end)
     notes = piece.notes
     prompt, origin = music_before(tok, piece, start)
@@ -147,9 +148,8 @@ def rewrite_passage(
     judged = judging_notes(tok, after, end, model.config.block_size // AFTER_SHARE)
     span = make_performance(notes[(notes[:, ONSET] >= start) & (notes[:, ONSET] < end)])
     original_ids = tok.encode(_moved(span, -origin))
-    scores = after_nll(
-        model, tok, prompt, origin, [s.ids for s in samples] + [original_ids], judged, judge_dtype
-    )
+    passages = [s.ids for s in samples] + [original_ids]
+    scores = after_nll(model, tok, prompt, origin, passages, judged, judge_dtype, decoder)
     level = samples[0].prompt_log_likelihood_per_note if samples else None
 
     def passage(row, ids, passage_notes, score, log_likelihood) -> Passage:
@@ -205,10 +205,12 @@ def after_nll(
     passages: list[np.ndarray],
     judged: Performance,
     dtype: torch.dtype = torch.float32,
+    decoder: Decoder | None = None,
 ) -> list[float | None]:
     """For each passage's tokens (from `origin`, the prompt's last onset, in the piece's time):
     the NLL per note of the `judged` notes after them, given prompt + passage (None without
-    judged notes)."""
+    judged notes). With a `decoder` that has an engine's prefill and extend_each, the judging
+    pass runs there (as the passages were sampled); else in PyTorch under `dtype`."""
     if not len(judged):
         return [None] * len(passages)
     suffixes, scored_from = [], []
@@ -217,7 +219,7 @@ def after_nll(
         after_ids = tok.encode(_moved(judged, -now))
         suffixes.append(np.concatenate([ids, after_ids]).astype(np.int64))
         scored_from.append(len(ids))
-    totals = score_suffixes(model, prompt, suffixes, scored_from, tok.pad_id, dtype)
+    totals = score_suffixes(model, prompt, suffixes, scored_from, tok.pad_id, dtype, decoder)
     return [float(t) / len(judged) for t in totals]
 
 
@@ -229,16 +231,19 @@ def score_suffixes(
     scored_from: list[int],
     pad_id: int,
     dtype: torch.dtype = torch.float32,
+    decoder: Decoder | None = None,
 ) -> np.ndarray:
     """The summed NLL of suffixes[i][scored_from[i]:] given prefix + suffixes[i][:j], teacher
-    forced: the prefix prefilled once, every suffix then run through its cache in one batch.
-    What does not fit the model's window is dropped from the left: first the prefix, then the
-    suffixes' beginnings. `dtype`: the autocast precision of the pass."""
+    forced: the prefix prefilled once, every suffix then run after it (in one batch on a cache
+    copied per row, or with `decoder`'s extend_each, row by row after the one cache). What does
+    not fit the model's window is dropped from the left: first the prefix, then the suffixes'
+    beginnings. `dtype`: the autocast precision of a PyTorch pass."""
+    engine = decoder if decoder is not None and decoder.extend_each is not None else None
     with devices.autocast(model.embed.weight.device, dtype):
-        return _score_suffixes(model, prefix, suffixes, scored_from, pad_id)
+        return _score_suffixes(model, prefix, suffixes, scored_from, pad_id, engine)
 
 
-def _score_suffixes(model, prefix, suffixes, scored_from, pad_id) -> np.ndarray:
+def _score_suffixes(model, prefix, suffixes, scored_from, pad_id, engine) -> np.ndarray:
     dev, block = model.embed.weight.device, model.config.block_size
     keep = min(max(len(s) for s in suffixes), block)
     rows = [s[-keep:] for s in suffixes]
@@ -250,8 +255,12 @@ def _score_suffixes(model, prefix, suffixes, scored_from, pad_id) -> np.ndarray:
         x[i, : len(r)] = torch.as_tensor(r, device=dev)
     if P:
         head = torch.as_tensor(prefix[-P:], device=dev)[None]
-        last = model.prefill(head, cache)  # (1, V): predicts each suffix's first token
-        logits = model.extend(x, P, cache.repeat(len(rows)))  # (B, L, V)
+        if engine is not None:
+            last = engine.prefill(head, cache)  # (1, V): predicts each suffix's first token
+            logits = engine.extend_each(x, P, cache)  # (B, L, V)
+        else:
+            last = model.prefill(head, cache)
+            logits = model.extend(x, P, cache.repeat(len(rows)))
         logits = torch.cat([last[:, None].expand(len(rows), 1, -1), logits[:, :-1]], dim=1)
     else:  # no context for a suffix's first token: it is not scored
         first = [max(f, 1) for f in first]

@@ -153,3 +153,19 @@ def test_judging_in_bfloat16_stays_close_to_float32(wide_model, piece):
     exact = score_suffixes(model, prompt, suffixes, [2, 1], tok.pad_id)
     fast = score_suffixes(model, prompt, suffixes, [2, 1], tok.pad_id, torch.bfloat16)
     assert not np.array_equal(exact, fast) and np.allclose(exact, fast, rtol=2e-2)
+
+
+def test_an_engine_judges_what_pytorch_judges(wide_model, piece):
+    """With the CPU's engine decoder the judging pass runs there, row by row after one cached
+    prefix: in float32 weights it is the same computation as PyTorch's batch."""
+    from musicgen.decoders import Decoder
+    from musicgen.onnx_step import OnnxDecoder
+
+    model, tok = wide_model
+    engine = OnnxDecoder(model, weights="float32")
+    decoder = Decoder("onnx-fp32", engine, prefill=engine.prefill, extend_each=engine.extend_each)
+    prompt, _ = music_before(tok, piece, 4.0)
+    suffixes = [np.asarray(s) for s in ([5, 9, 40, 41, 42, 7], [5, 60, 61, 62])]
+    exact = score_suffixes(model, prompt, suffixes, [2, 1], tok.pad_id)
+    engined = score_suffixes(model, prompt, suffixes, [2, 1], tok.pad_id, decoder=decoder)
+    assert np.allclose(exact, engined, rtol=1e-4)
