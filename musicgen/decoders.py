@@ -61,10 +61,9 @@ def onnx_decoder(model: MusicTransformer, weights: str = "int8") -> Decoder:
     weights (onnx_step.py), for float32 CPU models."""
     engine = onnx_step.OnnxDecoder(model, weights)
     # Steps only: the engine's prefill and extend_each quantize a whole window's activations
-    # with one scale (dynamic int8), and the prompt's cache came out worse for it — measured
-    # on 94 test prompts, maestro-base's takes grew sparser (notes/s at 10 s: -13% against the
-    # real music's +2%, where PyTorch-prefilled int8 steps give +4%). Prompts, window slides
-    # and a rewrite's judging stay PyTorch's (float32, or the judge's bfloat16).
+    # with one scale (dynamic int8, coarse for 512 tokens), and their effect on the music is
+    # not settled (docs/performance.md): prompts, window slides and a rewrite's judging stay
+    # PyTorch's (float32, or the judge's bfloat16), as exact as before.
     return Decoder(f"onnx-{weights}", engine)
 
 
