@@ -3,8 +3,9 @@ with the music's own variation as the yardstick. Prints JSON.
 
 Prompts: N test-split performances spread over the split, P prompt positions in each (spread
 over the part of the piece where the prompt and twice the longest length of real music fit);
-a prompt is PROMPT_SECONDS of the performance. Each model adds the longest length asked (seed,
-default settings), and each length L (10, 30, 60 s) is measured on the take's first L seconds.
+a prompt is PROMPT_SECONDS of the performance. Each model adds the longest length asked (default
+settings; prompt i gets seed + i, so that one seed's luck is averaged over the prompts, not
+shared by every take), and each length L (10, 30, 60 s) is measured on the take's first L seconds.
 
 - reference: the real L seconds after the prompt;
 - real_next ("real music against itself"): the real L seconds after the reference, measured
@@ -208,7 +209,10 @@ def main() -> None:
     saved = {"prompts": [(p.piece.path, p.start) for p in prompts], "models": {}}
     for checkpoint in args.checkpoint or [str(d) for d in BUNDLED_CHECKPOINTS]:
         model = Model.load(checkpoint)
-        takes = [take_notes(model, p, longest, args.seed, args.top_p) for p in prompts]
+        takes = [
+            take_notes(model, p, longest, args.seed + i, args.top_p)
+            for i, p in enumerate(prompts)
+        ]
         generated = measured([notes for notes, _ in takes])
         summary["models"][model.name] = {
             "decoder": model.decoder.name,

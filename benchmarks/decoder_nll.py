@@ -3,8 +3,10 @@ through each decoding step, token by token, as generation computes them. Prints 
 
 Windows of 512 tokens are taken from test pieces spread over the split (one per piece, seeded);
 the first 256 are prefilled, the next 256 scored one decode step at a time, with PyTorch's
-float32 step and with the ONNX Runtime one of each `--weights` (int8 by default). The
-difference is paired (same tokens), so its
+float32 step and with the ONNX Runtime one of each `--weights` (int8 by default), after
+PyTorch's prefill ("difference_W") and after the engine's own ("difference_W_engine_prefill",
+and its prefill's positions themselves: "difference_W_prefill", whose dynamic int8 quantizes a
+whole window's activations with one scale). Each difference is paired (same tokens), so its
 standard error is small even on a sample; scoring the whole split this way would take hours on
 a CPU.
 
@@ -27,14 +29,15 @@ CONTEXT, SCORED = 256, 256
 
 
 @torch.inference_mode()
-def window_nll(model, step, window: torch.Tensor) -> np.ndarray:
-    cache = model.new_cache(1)
-    logits = model.prefill(window[:, :CONTEXT], cache)
-    nll = []
+def window_nll(prefill, step, cache, window: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(the NLL of each prefilled position's next token, of each stepped token)."""
+    every = prefill(window[:, :CONTEXT], cache, every_position=True)[0].float()
+    prefilled = F.cross_entropy(every[:-1], window[0, 1:CONTEXT], reduction="none").numpy()
+    logits, stepped = every[-1:], []
     for i in range(CONTEXT, CONTEXT + SCORED):
-        nll.append(F.cross_entropy(logits.float(), window[:, i]).item())
+        stepped.append(F.cross_entropy(logits.float(), window[:, i]).item())
         logits = step(window[:, i : i + 1], torch.tensor([i]), cache)
-    return np.array(nll)
+    return prefilled, np.array(stepped)
 
 
 def main() -> None:
@@ -51,28 +54,40 @@ def main() -> None:
     chosen = [pieces[i] for i in np.linspace(0, len(pieces) - 1, args.windows).astype(int)]
     rng = np.random.default_rng(0)
     engines = {w: OnnxDecoder(model, weights=w) for w in args.weights}
-    fp32, quantized = [], {w: [] for w in engines}
+    runs = {"torch": []} | {f"{w}{how}": [] for w in engines for how in ("", "_engine_prefill")}
     for piece in chosen:
         ids = cache.piece_tokens(piece)
         start = int(rng.integers(0, len(ids) - CONTEXT - SCORED))
         window = torch.as_tensor(ids[start : start + CONTEXT + SCORED + 1])[None]
-        fp32.append(window_nll(model, model.decode_step, window))
+        runs["torch"].append(
+            window_nll(model.prefill, model.decode_step, model.new_cache(1), window)
+        )
         for w, engine in engines.items():
-            quantized[w].append(window_nll(model, engine, window))
-    fp32 = np.concatenate(fp32)
+            for how, prefill in (("", model.prefill), ("_engine_prefill", engine.prefill)):
+                runs[f"{w}{how}"].append(window_nll(prefill, engine, model.new_cache(1), window))
+    prefilled, stepped = (
+        {name: np.concatenate([r[part] for r in rows]) for name, rows in runs.items()}
+        for part in (0, 1)
+    )
+    fp32 = stepped["torch"]
     result = {
         "checkpoint": directory.name,
         "tokens": len(fp32),
         "windows": len(chosen),
         "nll_per_token_torch_float32": round(float(fp32.mean()), 5),
     }
-    for w, nll in quantized.items():
-        diff = np.concatenate(nll) - fp32
-        result[f"nll_per_token_onnx_{w}"] = round(float(diff.mean() + fp32.mean()), 5)
-        result[f"difference_{w}"] = round(float(diff.mean()), 5)
-        result[f"difference_{w}_standard_error"] = round(
+
+    def difference(name: str, diff: np.ndarray) -> None:
+        result[f"difference_{name}"] = round(float(diff.mean()), 5)
+        result[f"difference_{name}_standard_error"] = round(
             float(diff.std(ddof=1) / np.sqrt(len(diff))), 5
         )
+
+    for w in engines:
+        result[f"nll_per_token_onnx_{w}"] = round(float(stepped[w].mean()), 5)
+        difference(w, stepped[w] - fp32)
+        difference(f"{w}_engine_prefill", stepped[f"{w}_engine_prefill"] - fp32)
+        difference(f"{w}_prefill", prefilled[f"{w}_engine_prefill"] - prefilled["torch"])
     print(json.dumps(result))
 
 
