@@ -210,8 +210,7 @@ def main() -> None:
     for checkpoint in args.checkpoint or [str(d) for d in BUNDLED_CHECKPOINTS]:
         model = Model.load(checkpoint)
         takes = [
-            take_notes(model, p, longest, args.seed + i, args.top_p)
-            for i, p in enumerate(prompts)
+            take_notes(model, p, longest, args.seed + i, args.top_p) for i, p in enumerate(prompts)
         ]
         generated = measured([notes for notes, _ in takes])
         summary["models"][model.name] = {

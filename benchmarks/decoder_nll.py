@@ -1,17 +1,17 @@
-"""What the CPU's int8 (or int4) decoder costs in likelihood: NLL of test-split tokens scored
+"""What the CPU's int8 decoder costs in likelihood: NLL of test-split tokens scored
 through each decoding step, token by token, as generation computes them. Prints JSON.
 
 Windows of 512 tokens are taken from test pieces spread over the split (one per piece, seeded);
 the first 256 are prefilled, the next 256 scored one decode step at a time, with PyTorch's
-float32 step and with the ONNX Runtime one of each `--weights` (int8 by default), after
-PyTorch's prefill ("difference_W") and after the engine's own ("difference_W_engine_prefill",
-and its prefill's positions themselves: "difference_W_prefill", whose dynamic int8 quantizes a
-whole window's activations with one scale). Each difference is paired (same tokens), so its
+float32 step and with the ONNX Runtime int8 one, after PyTorch's prefill ("difference_int8")
+and after the engine's own ("difference_int8_engine_prefill"; and its prefill's positions
+themselves, "difference_int8_prefill": its dynamic int8 quantizes a whole window's activations
+with one scale). Each difference is paired (same tokens), so its
 standard error is small even on a sample; scoring the whole split this way would take hours on
 a CPU.
 
     python benchmarks/decoder_nll.py --data ../shared/data/maestro-v3.0.0 [--windows 40]
-        [--checkpoint DIR] [--weights int8 int4]
+        [--checkpoint DIR]
 """
 
 import argparse
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from musicgen.checkpoint import load_checkpoint, resolve
 from musicgen.data import build_cache
-from musicgen.onnx_step import WEIGHTS, OnnxDecoder
+from musicgen.onnx_step import OnnxDecoder
 
 CONTEXT, SCORED = 256, 256
 
@@ -45,7 +45,6 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--windows", type=int, default=40)
     parser.add_argument("--checkpoint")
-    parser.add_argument("--weights", nargs="+", choices=WEIGHTS[:2], default=["int8"])
     args = parser.parse_args()
     directory = resolve(args.checkpoint)
     model, tok, _ = load_checkpoint(directory)
@@ -53,7 +52,7 @@ def main() -> None:
     pieces = [p for p in cache.pieces("test") if p["length"] > CONTEXT + SCORED + 1]
     chosen = [pieces[i] for i in np.linspace(0, len(pieces) - 1, args.windows).astype(int)]
     rng = np.random.default_rng(0)
-    engines = {w: OnnxDecoder(model, weights=w) for w in args.weights}
+    engines = {"int8": OnnxDecoder(model)}
     runs = {"torch": []} | {f"{w}{how}": [] for w in engines for how in ("", "_engine_prefill")}
     for piece in chosen:
         ids = cache.piece_tokens(piece)

@@ -106,11 +106,8 @@ def main() -> None:
     args = parser.parse_args()
     model, tok, _ = load_checkpoint(resolve("base"), "cpu", torch.float32)
     prompt = tok.encode(read_midi(PROMPT, isolate=False))[-PROMPT_TOKENS:]
-    decoders = {w: onnx_decoder(model, w) for w in ("int8", "int4")}
-    engines = {
-        f"onnxruntime_{w}": lambda b, n, d=d: onnx_runtime(model, d, prompt, b, n)
-        for w, d in decoders.items()
-    }
+    decoder = onnx_decoder(model)
+    engines = {"onnxruntime_int8": lambda b, n: onnx_runtime(model, decoder, prompt, b, n)}
     result = {"machine": {"cpu": devices.cpu_name(), "threads": torch.get_num_threads()}}
     with tempfile.TemporaryDirectory() as folder:
         try:

@@ -202,7 +202,6 @@ def decode_paths(device: torch.device) -> dict[str, Callable]:
     if device.type == "cpu":
         if onnx_step.available():
             paths["onnx-int8"] = onnx_decoder
-            paths["onnx-int4"] = lambda model: onnx_decoder(model, "int4")
     else:
         paths["torch-compiled"] = lambda model: torch_decoder(model, compile_step=True)
     return paths

@@ -26,7 +26,7 @@ from .model import MusicTransformer
 
 log = logging.getLogger(__name__)
 
-DECODER_SETTINGS = ("auto", "torch", "onnx-int8", "onnx-int4", "torch-compiled")
+DECODER_SETTINGS = ("auto", "torch", "onnx-int8", "torch-compiled")
 DECODER_CHOICES = "decoder-choices.json"  # under the cache root: each machine's measured choice
 
 
@@ -57,8 +57,8 @@ def torch_decoder(model: MusicTransformer, compile_step: bool = False) -> Decode
 
 
 def onnx_decoder(model: MusicTransformer, weights: str = "int8") -> Decoder:
-    """The model's step, and its prefill, as one ONNX Runtime call each with int8 or int4
-    weights (onnx_step.py), for float32 CPU models."""
+    """The model's step, and its prefill, as one ONNX Runtime call each with int8 weights
+    (onnx_step.py), for float32 CPU models."""
     engine = onnx_step.OnnxDecoder(model, weights)
     # The prefill quantizes a whole window's activations with one scale (dynamic int8): measured
     # on 30 test windows of maestro-base, +0.0007 +- 0.0005 nats/token on the prefilled
@@ -70,9 +70,9 @@ def onnx_decoder(model: MusicTransformer, weights: str = "int8") -> Decoder:
 
 def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decoder:
     """The decoder a studio uses: $MUSICGEN_DECODER or `setting` ("torch", "onnx-int8",
-    "onnx-int4", "torch-compiled"), else by measurement: on a CPU with ONNX Runtime installed,
-    the fastest of PyTorch float32 and ONNX Runtime with int8 and int4 weights over a few steps
-    (machines differ: measure, do not assume); elsewhere PyTorch eager."""
+    "torch-compiled"), else by measurement: on a CPU with ONNX Runtime installed, the faster of
+    PyTorch float32 and ONNX Runtime int8 over a few steps (machines differ: measure, do not
+    assume); elsewhere PyTorch eager."""
     setting = setting or os.environ.get("MUSICGEN_DECODER") or "auto"
     if setting not in DECODER_SETTINGS:
         raise InvalidParameterError(
@@ -87,14 +87,11 @@ def choose_decoder(model: MusicTransformer, setting: str | None = None) -> Decod
         raise InvalidParameterError("The ONNX Runtime decoders run on the CPU only.")
     if setting != "auto":
         return onnx_decoder(model, setting.removeprefix("onnx-"))
-    candidates = [torch_decoder(model)]
-    for weights in ("int8", "int4"):
-        try:
-            candidates.append(onnx_decoder(model, weights))
-        except Exception as exc:  # an ONNX Runtime without the operators the graph needs, say
-            log.warning("decoder: no onnx-%s (the graph could not be built: %s)", weights, exc)
-    if len(candidates) == 1:
-        return candidates[0]
+    try:
+        candidates = [torch_decoder(model), onnx_decoder(model)]
+    except Exception as exc:  # an ONNX Runtime without the operators the graph needs, say
+        log.warning("decoder: no onnx-int8 (the graph could not be built: %s)", exc)
+        return torch_decoder(model)
     # Measured once per machine and model, then remembered: two paths within a few per cent
     # of each other could flip from one launch to the next, and with them the music a seed
     # gives (each path samples slightly other notes).

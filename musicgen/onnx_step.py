@@ -1,10 +1,10 @@
-"""A CPU decoding step run as one ONNX Runtime call, with int8 or int4 weights.
+"""A CPU decoding step run as one ONNX Runtime call, with int8 weights.
 
 At batch 1 on a CPU a decoding step streams every weight from memory once per step; maestro-base's
 float32 weights (102 MB) do not fit a laptop's L3 cache, and PyTorch has no fast int8 kernel for
 AVX2 machines. ONNX Runtime's dynamically quantized MatMul (int8 weights, per output channel)
-does: the weights shrink fourfold. Its MatMulNBits (int4 weights in blocks of 32, int8 products)
-halves them again, which pays for steps of one or two candidates (see OnnxDecoder).
+does: the weights shrink fourfold. (int4 weights — MatMulNBits, blocks of 32 — were faster
+still at batch 1, but made maestro-base's takes measurably denser: docs/performance.md.)
 
 The whole step is one graph, token ids in and logits out: the embedding, per layer the norm,
 the qkv product, ONNX Runtime's GroupQueryAttention (rotary positions applied inside, the new
@@ -41,8 +41,7 @@ log = logging.getLogger(__name__)
 
 OPSET = 23  # RMSNormalization; Gelu with approximate="tanh"
 EMBED, HEAD = "x_0", "logits"  # the nodes that keep float32 weights
-WEIGHTS = ("int8", "int4", "float32")  # how the products' weights may be stored
-VECTOR_ROWS = 2  # steps of up to this many candidates run with int4 weights (see OnnxDecoder)
+WEIGHTS = ("int8", "float32")  # how the products' weights may be stored
 
 
 def available() -> bool:
@@ -166,36 +165,13 @@ def _step_graph(model: MusicTransformer):
 
 def _quantized(proto, weights: str):
     """The graph with its products' weights as `weights` says: "int8", per output channel, the
-    activations quantized on the fly (ONNX Runtime's dynamic quantization); "int4", in blocks
-    of 32 with the activations in int8 (MatMulNBits); "float32", as they are."""
+    activations quantized on the fly (ONNX Runtime's dynamic quantization); "float32", as they
+    are (the reference the tests hold the graph to)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     if weights == "float32":
         return proto
-    if weights == "int4":
-        # (importing the quantizer calls logging.basicConfig(level=INFO) when the root logger
-        # has no handler yet: it must not turn on every library's INFO lines)
-        root, guard = logging.getLogger(), logging.NullHandler()
-        root.addHandler(guard)
-        try:
-            from onnxruntime.quantization.matmul_nbits_quantizer import (
-                MatMulNBitsQuantizer,
-                logger,
-            )
-        finally:
-            root.removeHandler(guard)
-        logger.setLevel(logging.WARNING)  # (a line per product)
-        quantizer = MatMulNBitsQuantizer(
-            proto,
-            bits=4,
-            block_size=32,
-            is_symmetric=True,
-            accuracy_level=4,  # int8 products
-            nodes_to_exclude=[EMBED, HEAD],
-        )
-        quantizer.process()
-        return quantizer.model.model
     with tempfile.TemporaryDirectory() as folder:  # (quantize_dynamic works on files)
         plain, built = Path(folder) / "plain.onnx", Path(folder) / "int8.onnx"
         onnx.save(proto, plain)
@@ -223,7 +199,7 @@ def model_key(model: MusicTransformer) -> str:
 
 class OnnxDecoder:
     """decode_step(idx, position, cache) and prefill(idx, cache) in one ONNX Runtime call each
-    (int8 or int4 weights), on the model's own float32 CPU cache."""
+    (int8 weights), on the model's own float32 CPU cache."""
 
     GRAPH = "whole-step-2"  # in the folder's name: graphs of an older layout are not reused
 
@@ -236,12 +212,6 @@ class OnnxDecoder:
         self.key = model_key(model)  # hashing the weights takes ~0.1 s at the base size: once
         self.threads = threads or torch.get_num_threads()
         self.session = self._session(weights)
-        # A step of one candidate multiplies vectors, bound by reading the weights: int4 halves
-        # that. A prefill, or a step of several candidates, multiplies matrices, and there
-        # ONNX Runtime's int8 kernels are the faster (base size, 2-core EPYC: a 20 s take's
-        # three prefills 0.57 s int4 / 0.33 s int8; a step of 16 candidates 16.2 / 13.5 ms,
-        # of 4 even, of 1 1.9 / 2.3 ms).
-        self.matrix_session = self._session("int8") if weights == "int4" else self.session
         self._bound: _Binding | None = None
 
     def _session(self, weights: str):
@@ -271,8 +241,7 @@ class OnnxDecoder:
         """One new token per row, idx (B, 1), at `position` (1,) -> logits (B, vocab)."""
         step = self._bound
         if step is None or step.key != _cache_key(cache, idx.size(0)):
-            session = self.session if idx.size(0) <= VECTOR_ROWS else self.matrix_session
-            step = self._bound = self._binding(session, cache, idx.size(0), 1)
+            step = self._bound = self._binding(self.session, cache, idx.size(0), 1)
         step.idx.copy_(idx)
         step.seqlens_k[:] = int(position[-1])
         step.total_length[...] = int(position[-1]) + 1
@@ -286,7 +255,7 @@ class OnnxDecoder:
         B, T = idx.shape
         if cache.max_len < T:
             raise ValueError(f"prompt of {T} tokens exceeds the cache of {cache.max_len}")
-        run = self._binding(self.matrix_session, cache, B, T)  # (once per window: ~0.1 ms)
+        run = self._binding(self.session, cache, B, T)  # (once per window: ~0.1 ms)
         run.idx.copy_(idx)
         run.seqlens_k[:] = T - 1
         run.total_length[...] = T
@@ -303,7 +272,7 @@ class OnnxDecoder:
         B, T = idx.shape
         if cache.k.size(1) != 1 or cache.max_len < start + T:
             raise ValueError(f"a one-row cache of at least {start + T} slots is needed")
-        run = self._binding(self.matrix_session, cache, 1, T)
+        run = self._binding(self.session, cache, 1, T)
         run.seqlens_k[:] = start + T - 1
         run.total_length[...] = start + T
         out = torch.empty(B, T, self.model.config.vocab_size)
