@@ -255,6 +255,12 @@ def test_browser_rewrites_a_passage_and_keeps_it(page, artifacts):
     page.get_by_label("…or pick an example (MAESTRO test split)").click()
     page.get_by_role("option").nth(2).click()
     page.locator("img[src*='prompt']").first.wait_for(timeout=60_000)
+    # (the file box shows the queue's progress over its name until the event has finished)
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#prompt-file')?.innerText || '';"
+        " return t.includes('.mid') && !t.includes('queue'); }",
+        timeout=30_000,
+    )
     name = page.locator("#prompt-file").inner_text()
     page.get_by_text("✎ Rewrite a passage of the piece").click()
     page.get_by_label("Passage to (s)").fill("14")
