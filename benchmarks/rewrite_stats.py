@@ -18,7 +18,7 @@ span length, over spans:
 - the wall time of a rewrite (sampling and judging the 16) on this machine.
 
     python benchmarks/rewrite_stats.py --data ../shared/data/maestro-v3.0.0 [--pieces 48]
-        [--lengths 4 8] [--checkpoint DIR] [--candidates 16]
+        [--lengths 4 8] [--checkpoint DIR] [--candidates 16] [--temperature 1.0]
 """
 
 import argparse
@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--lengths", type=float, nargs="+", default=[4.0, 8.0])
     parser.add_argument("--checkpoint", default="base")
     parser.add_argument("--candidates", type=int, default=16)
+    parser.add_argument("--temperature", type=float, default=SamplingConfig.temperature)
     args = parser.parse_args()
     model = Model.load(args.checkpoint)
     tok, net = model.tokenizer, model.model
@@ -65,6 +66,7 @@ def main() -> None:
         "checkpoint": model.name,
         "pieces": len(chosen_pieces),
         "candidates": args.candidates,
+        "temperature": args.temperature,
         "lengths": {},
     }
     for length in args.lengths:
@@ -73,7 +75,9 @@ def main() -> None:
             perf = read_midi(Path(args.data) / info.path, isolate=False)
             start = round(perf.duration / 2 - length / 2, 2)
             end = start + length
-            config = SamplingConfig(seed=seed, num_candidates=args.candidates)
+            config = SamplingConfig(
+                seed=seed, num_candidates=args.candidates, temperature=args.temperature
+            )
             started = time.perf_counter()
             r = model.rewrite(perf, start, end, config).result()
             wall = time.perf_counter() - started
