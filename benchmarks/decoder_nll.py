@@ -52,18 +52,19 @@ def main() -> None:
     pieces = [p for p in cache.pieces("test") if p["length"] > CONTEXT + SCORED + 1]
     chosen = [pieces[i] for i in np.linspace(0, len(pieces) - 1, args.windows).astype(int)]
     rng = np.random.default_rng(0)
-    engines = {"int8": OnnxDecoder(model)}
-    runs = {"torch": []} | {f"{w}{how}": [] for w in engines for how in ("", "_engine_prefill")}
+    engine = OnnxDecoder(model)
+    paths = {  # name -> (prefill, step)
+        "torch": (model.prefill, model.decode_step),
+        "int8": (model.prefill, engine),
+        "int8_engine_prefill": (engine.prefill, engine),
+    }
+    runs = {name: [] for name in paths}
     for piece in chosen:
         ids = cache.piece_tokens(piece)
         start = int(rng.integers(0, len(ids) - CONTEXT - SCORED))
         window = torch.as_tensor(ids[start : start + CONTEXT + SCORED + 1])[None]
-        runs["torch"].append(
-            window_nll(model.prefill, model.decode_step, model.new_cache(1), window)
-        )
-        for w, engine in engines.items():
-            for how, prefill in (("", model.prefill), ("_engine_prefill", engine.prefill)):
-                runs[f"{w}{how}"].append(window_nll(prefill, engine, model.new_cache(1), window))
+        for name, (prefill, step) in paths.items():
+            runs[name].append(window_nll(prefill, step, model.new_cache(1), window))
     prefilled, stepped = (
         {name: np.concatenate([r[part] for r in rows]) for name, rows in runs.items()}
         for part in (0, 1)
@@ -74,19 +75,18 @@ def main() -> None:
         "tokens": len(fp32),
         "windows": len(chosen),
         "nll_per_token_torch_float32": round(float(fp32.mean()), 5),
+        "nll_per_token_onnx_int8": round(float(stepped["int8"].mean()), 5),
     }
-
-    def difference(name: str, diff: np.ndarray) -> None:
+    differences = {
+        "int8": stepped["int8"] - fp32,
+        "int8_engine_prefill": stepped["int8_engine_prefill"] - fp32,
+        "int8_prefill": prefilled["int8_engine_prefill"] - prefilled["torch"],
+    }
+    for name, diff in differences.items():
         result[f"difference_{name}"] = round(float(diff.mean()), 5)
         result[f"difference_{name}_standard_error"] = round(
             float(diff.std(ddof=1) / np.sqrt(len(diff))), 5
         )
-
-    for w in engines:
-        result[f"nll_per_token_onnx_{w}"] = round(float(stepped[w].mean()), 5)
-        difference(w, stepped[w] - fp32)
-        difference(f"{w}_engine_prefill", stepped[f"{w}_engine_prefill"] - fp32)
-        difference(f"{w}_prefill", prefilled[f"{w}_engine_prefill"] - prefilled["torch"])
     print(json.dumps(result))
 
 

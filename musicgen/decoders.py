@@ -60,9 +60,10 @@ def onnx_decoder(model: MusicTransformer, weights: str = "int8") -> Decoder:
     """The model's step, and its prefill, as one ONNX Runtime call each with int8 weights
     (onnx_step.py), for float32 CPU models."""
     engine = onnx_step.OnnxDecoder(model, weights)
-    # The prefill quantizes a whole window's activations with one scale (dynamic int8): measured
-    # on 30 test windows of maestro-base, +0.0007 +- 0.0005 nats/token on the prefilled
-    # positions and no change (-0.0001 +- 0.0002) on the steps after it (docs/performance.md).
+    # The prefill quantizes a whole window's activations with one scale (dynamic int8): on
+    # maestro-base, +0.0006 +- 0.0004 nats/token on the prefilled positions, and the steps
+    # after it +0.0007 +- 0.0003 against +0.0004 +- 0.0002 after PyTorch's
+    # (benchmarks/decoder_nll.py; the music: docs/performance.md).
     return Decoder(
         f"onnx-{weights}", engine, prefill=engine.prefill, extend_each=engine.extend_each
     )
