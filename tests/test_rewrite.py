@@ -158,12 +158,10 @@ def test_judging_in_bfloat16_stays_close_to_float32(wide_model, piece):
 def test_an_engine_judges_what_pytorch_judges(wide_model, piece):
     """With the CPU's engine decoder the judging pass runs there, row by row after one cached
     prefix: in float32 weights it is the same computation as PyTorch's batch."""
-    from musicgen.decoders import Decoder
-    from musicgen.onnx_step import OnnxDecoder
+    from musicgen.decoders import onnx_decoder
 
     model, tok = wide_model
-    engine = OnnxDecoder(model, weights="float32")
-    decoder = Decoder("onnx-fp32", engine, prefill=engine.prefill, extend_each=engine.extend_each)
+    decoder = onnx_decoder(model, "float32")  # the studio's engine decoder, exact weights
     prompt, _ = music_before(tok, piece, 4.0)
     suffixes = [np.asarray(s) for s in ([5, 9, 40, 41, 42, 7], [5, 60, 61, 62])]
     exact = score_suffixes(model, prompt, suffixes, [2, 1], tok.pad_id)
