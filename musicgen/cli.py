@@ -205,6 +205,7 @@ TRAIN_OPTIONS = {
     "composers": (int, "most frequent composers given a style token (0: none)"),
     "composer_p": (float, "probability a training window starts with its composer token"),
     "velocity_shift": (int, "augmentation: move all velocities by up to this many bins"),
+    "cue_p": (float, "share of windows that read the music after them first (for rewriting)"),
     "batch_size": (int, "windows per step (per process)"),
     "grad_accum": (int, "micro-batches accumulated per step"),
     "lr": (float, "peak learning rate"),

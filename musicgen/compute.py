@@ -134,7 +134,14 @@ class Model:
             should_stop,
             self.decoder,
             self.judge_dtype,
+            self.reads_cue,
         )
+
+    @property
+    def reads_cue(self) -> bool:
+        """Trained on windows that read the music after them first (TrainConfig.cue_p): its
+        rewrites are written with the music after the span as a cue."""
+        return bool(self.meta.get("train", {}).get("cue_p", 0.0))
 
     def continue_window(
         self,

@@ -27,11 +27,12 @@ from .augment import Augmentation
 from .errors import MusicgenError
 from .midi import read_midi
 from .model import IGNORE
-from .tokenizer import PerformanceTokenizer
+from .tokenizer import NOTE_PITCH, SHIFT, PerformanceTokenizer
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
+CUE_SHARE = 4  # a cue is at most a quarter of the window, as a rewrite's judged music after
 OTHER = "Other"
 MIDI_SUFFIXES = (".mid", ".midi")
 
@@ -192,7 +193,7 @@ def build_cache(
 
 class WindowSampler:
     """Random (B, T+1) token windows of [composer] BOS piece EOS, deterministic in
-    (seed, rank, step)."""
+    (seed, rank, step); with `cue_p`, that share of them rearranged by `with_cue`."""
 
     def __init__(
         self,
@@ -203,6 +204,7 @@ class WindowSampler:
         augment: bool = True,
         composer_p: float = 0.5,
         velocity_shift: int = 0,
+        cue_p: float = 0.0,
     ):
         self.pieces = [(cache.piece_tokens(p), p["composer"]) for p in cache.pieces(split)]
         if not self.pieces:
@@ -211,6 +213,7 @@ class WindowSampler:
         self.weights = lengths / lengths.sum()  # sample pieces in proportion to their length
         self.tok, self.length, self.composer_p = tokenizer, length, composer_p
         self.augmentation = Augmentation(tokenizer, velocity_shift) if augment else None
+        self.cue_p = cue_p
 
     def window(self, rng: np.random.Generator) -> np.ndarray:
         ids, composer = self.pieces[rng.choice(len(self.pieces), p=self.weights)]
@@ -224,6 +227,8 @@ class WindowSampler:
         out = seq[start : start + n]
         if self.augmentation is not None:
             out = self.augmentation(out, rng)
+        if self.cue_p and rng.random() < self.cue_p:
+            out = with_cue(self.tok, out, rng, self.length // CUE_SHARE)
         out = np.concatenate([prefix, out]).astype(np.int64)
         if len(out) < self.length + 1:
             out = np.concatenate([out, np.full(self.length + 1 - len(out), IGNORE)])
@@ -232,6 +237,30 @@ class WindowSampler:
     def batch(self, batch_size: int, seed: int, rank: int, step: int) -> np.ndarray:
         rng = np.random.default_rng([seed, rank, step])
         return np.stack([self.window(rng) for _ in range(batch_size)])
+
+
+def with_cue(
+    tok: PerformanceTokenizer, ids: np.ndarray, rng: np.random.Generator, max_cue: int
+) -> np.ndarray:
+    """A window's tokens as `BOS cue EOS stream`: the music from one of its onsets on (whole
+    notes, at most `max_cue` tokens) read first, as a piece of its own, then the music up to that
+    onset. A model trained on such windows learns to write toward music it has been told comes
+    next — what a rewrite's passage must do (rewrite.py places the music after the span there).
+    The window unchanged when it has no room for a cue."""
+    kind = tok.kind[ids]
+    onsets = np.flatnonzero((kind[1:] == NOTE_PITCH) & (kind[:-1] == SHIFT)) + 1
+    n = len(ids)
+    onsets = onsets[(onsets >= n // 4) & (onsets <= n - 16)]  # a stream to read, a cue to read
+    if not len(onsets):
+        return ids
+    at = int(rng.choice(onsets))
+    notes = np.flatnonzero(kind == NOTE_PITCH)
+    ends = notes[(notes > at) & (notes <= at + rng.integers(max_cue // 4, max_cue + 1))]
+    if not len(ends):
+        return ids
+    cue = ids[at : int(ends[-1])]  # whole notes: it ends where another note starts
+    stream = ids[:at][-(n - len(cue) - 2) :]
+    return np.concatenate([[tok.bos_id], cue, [tok.eos_id], stream]).astype(ids.dtype)
 
 
 def split_window(batch, pad_id: int):

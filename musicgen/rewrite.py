@@ -24,6 +24,7 @@ from . import device as devices
 from .decoders import Decoder
 from .errors import InvalidParameterError, check_number
 from .generate import (
+    PROMPT_FILL,
     Progress,
     Sample,
     SamplingConfig,
@@ -123,18 +124,28 @@ def rewrite_passage(
     should_stop: Callable[[], bool] | None = None,
     decoder: Decoder | None = None,
     judge_dtype: torch.dtype = torch.float32,
+    cue: bool = False,
 ) -> Rewrite:
     """config.num_candidates passages for [start, end) of `piece` (config.seconds is the
     span's: it is not read), ranked; the original passage judged the same way. `judge_dtype`:
     the precision of a PyTorch judging pass (bfloat16 autocast is ~3x faster where the CPU has
-    it); an engine decoder (the CPU's ONNX Runtime one) judges in its own weights, as it sampled."""
+    it); an engine decoder (the CPU's ONNX Runtime one) judges in its own weights, as it sampled.
+    `cue`: the model was trained to read the music after first (data.with_cue): the passages
+    are written after the judged music after the span as a cue (the judging is the same)."""
     start, end = check_span(piece, start, end)
     notes = piece.notes
     prompt, origin = music_before(tok, piece, start)
+    before = make_performance(notes[notes[:, ONSET] < start], piece.warnings)
+    after = make_performance(notes[notes[:, ONSET] >= end])
+    judged = judging_notes(tok, after, end, model.config.block_size // AFTER_SHARE)
+    written_after = prompt
+    if cue and len(judged):
+        room = int(model.config.block_size * PROMPT_FILL) - (config.composer is not None)
+        written_after = cue_prompt(tok, prompt, judged, room)
     samples = sample(
         model,
         tok,
-        prompt,
+        written_after,
         replace(config, seconds=end - origin),
         on_progress,
         should_stop,
@@ -143,9 +154,6 @@ def rewrite_passage(
         open_end=True,
     )
     samples = [_until(tok, s, end - origin) for s in samples]
-    before = make_performance(notes[notes[:, ONSET] < start], piece.warnings)
-    after = make_performance(notes[notes[:, ONSET] >= end])
-    judged = judging_notes(tok, after, end, model.config.block_size // AFTER_SHARE)
     span = make_performance(notes[(notes[:, ONSET] >= start) & (notes[:, ONSET] < end)])
     original_ids = tok.encode(_moved(span, -origin))
     passages = [s.ids for s in samples] + [original_ids]
@@ -181,6 +189,17 @@ def music_before(tok: PerformanceTokenizer, piece: Performance, start: float):
         )
     prompt = tok.encode(prompt_window(piece, window_start, start))
     return prompt, window_start + continuation_origin(tok, prompt)
+
+
+def cue_prompt(
+    tok: PerformanceTokenizer, prompt: np.ndarray, judged: Performance, room: int
+) -> np.ndarray:
+    """`BOS cue EOS prompt` as data.with_cue lays out a training window: the judged music after
+    the span (from its first onset) read first, then the music before, trimmed from the left to
+    fit `room` tokens in all."""
+    cue = tok.encode(_moved(judged, -float(judged.notes[:, ONSET].min())))
+    kept = prompt[-(room - len(cue) - 2) :]
+    return np.concatenate([[tok.bos_id], cue, [tok.eos_id], kept]).astype(np.int64)
 
 
 def judging_notes(

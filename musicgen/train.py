@@ -65,6 +65,9 @@ class TrainConfig:
     seed: int = 1234
     augment: bool = True
     velocity_shift: int = 0  # with augment: move all velocities by up to this many bins
+    # Share of training windows that read the music after them first, as a cue (data.with_cue):
+    # what lets a model's rewrites write toward the music after the span (rewrite.py).
+    cue_p: float = 0.0
     # bookkeeping
     eval_every: int = 250
     eval_batches: int = 8
@@ -98,6 +101,8 @@ class TrainConfig:
                 raise InvalidParameterError(f"{name} must be at least 1")
         if self.velocity_shift < 0 or self.patience < 0:
             raise InvalidParameterError("velocity_shift and patience must be at least 0")
+        if not 0 <= self.cue_p <= 1 or not 0 <= self.composer_p <= 1:
+            raise InvalidParameterError("cue_p and composer_p must be between 0 and 1")
         if not 0 < self.min_lr <= self.lr:
             raise InvalidParameterError("need 0 < min_lr <= lr")
         if self.warmup_steps is None:
@@ -176,7 +181,14 @@ class Trainer:
             dist.barrier()
         block = cfg.model.block_size
         self.train_windows = WindowSampler(
-            cache, "train", self.tokenizer, block, cfg.augment, cfg.composer_p, cfg.velocity_shift
+            cache,
+            "train",
+            self.tokenizer,
+            block,
+            cfg.augment,
+            cfg.composer_p,
+            cfg.velocity_shift,
+            cfg.cue_p,
         )
         self.val_windows = WindowSampler(
             cache, "validation", self.tokenizer, block, augment=False, composer_p=0.0

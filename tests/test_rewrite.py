@@ -6,17 +6,21 @@ import numpy as np
 import pytest
 import torch
 
+from musicgen.checkpoint import load_checkpoint
+from musicgen.data import with_cue
 from musicgen.errors import InvalidParameterError
-from musicgen.generate import MAX_NOTES_PER_ONSET, SamplingConfig
+from musicgen.generate import MAX_NOTES_PER_ONSET, PROMPT_FILL, SamplingConfig
 from musicgen.midi import OFFSET, ONSET, PITCH, VELOCITY, make_performance, read_midi
 from musicgen.model import ModelConfig, MusicTransformer
 from musicgen.rewrite import (
     after_nll,
+    cue_prompt,
     judging_notes,
     music_before,
     rewrite_passage,
     score_suffixes,
 )
+from musicgen.tokenizer import NOTE_PITCH, SHIFT
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +38,17 @@ def piece(midi_files):
     return read_midi(midi_files[0])
 
 
-def rewritten(model, tok, piece, start, end, seed=0, candidates=4):
+def rewritten(model, tok, piece, start, end, seed=0, candidates=4, cue=False):
     config = SamplingConfig(seed=seed, num_candidates=candidates)
-    return rewrite_passage(model, tok, piece, start, end, config)
+    return rewrite_passage(model, tok, piece, start, end, config, cue=cue)
 
 
+@pytest.mark.parametrize("cue", [False, True])
 @pytest.mark.parametrize("span", [(4.0, 8.0), (3.0, 3.6)])
-def test_the_notes_outside_the_span_stay_as_they_were(wide_model, piece, span):
+def test_the_notes_outside_the_span_stay_as_they_were(wide_model, piece, span, cue):
     model, tok = wide_model
     start, end = span
-    result = rewritten(model, tok, piece, start, end)
+    result = rewritten(model, tok, piece, start, end, cue=cue)
     notes = piece.notes
     before, after = notes[notes[:, ONSET] < start], notes[notes[:, ONSET] >= end]
     assert len(result.passages) == 4 and len(after)
@@ -109,6 +114,51 @@ def test_the_judgement_is_a_teacher_forced_computation(wide_model, piece):
         targets = x[0, 1:]
         picked = log_p.gather(1, targets[:, None])[:, 0][P - 1 + first :]
         assert total == pytest.approx(-float(picked.sum()), rel=1e-4)
+
+
+def test_a_cue_window_reads_the_music_after_first(tokenizer, midi_files):
+    """with_cue: BOS, whole notes from one of the window's onsets on, EOS, then the window up to
+    that onset — the two parts contiguous in the piece, nothing added but the markers."""
+    tok = tokenizer
+    ids = tok.encode(read_midi(midi_files[1]))[:257]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        out = with_cue(tok, ids, rng, 64)
+        assert out[0] == tok.bos_id and np.count_nonzero(out == tok.eos_id) == 1
+        eos = int(np.flatnonzero(out == tok.eos_id)[0])
+        cue, stream = out[1:eos], out[eos + 1 :]
+        assert 0 < len(cue) <= 64 and len(out) <= len(ids) and len(stream) >= len(ids) // 4 - 2
+        at = next(i for i in range(len(ids)) if np.array_equal(ids[i : i + len(cue)], cue))
+        assert np.array_equal(ids[at - len(stream) : at], stream)  # the music just before it
+        assert tok.kind[ids[at - 1]] == SHIFT and tok.kind[cue[0]] == NOTE_PITCH  # an onset
+        assert tok.kind[ids[at + len(cue)]] == NOTE_PITCH  # it ends where a note starts
+
+
+def test_a_model_that_reads_cues_writes_after_the_music_after(piece):
+    """With cue=True the candidates are sampled after BOS cue EOS prompt (the judged music after
+    the span, then the music before): each passage's own likelihood is the model's after that
+    prompt; the judgement is the same as without. (maestro-small: a random tiny model hardly
+    tells one context from another.)"""
+    model, tok, _ = load_checkpoint("small")
+    plain = rewritten(model, tok, piece, 4.0, 8.0, seed=1)
+    cued = rewritten(model, tok, piece, 4.0, 8.0, seed=1, cue=True)
+    assert cued.original.after_nll_per_note == plain.original.after_nll_per_note
+    prompt, origin = music_before(tok, piece, 4.0)
+    after = make_performance(piece.notes[piece.notes[:, ONSET] >= 8.0])
+    judged = judging_notes(tok, after, 8.0, model.config.block_size // 4)
+    room = int(model.config.block_size * PROMPT_FILL)
+    for result, before in ((cued, cue_prompt(tok, prompt, judged, room)), (plain, prompt)):
+        p = next(p for p in result.passages if len(p.notes) and len(p.ids))
+        nll = score_suffixes(model, before, [p.ids], [0], tok.pad_id)[0]
+        assert p.log_likelihood_per_note == pytest.approx(-nll / len(p.notes), rel=1e-4)
+    written_after = cue_prompt(tok, prompt, judged, 100)
+    moved = judged.notes.copy()
+    moved[:, :2] -= judged.notes[:, ONSET].min()  # the music after, from its first onset
+    cue = tok.encode(make_performance(moved))
+    assert len(written_after) == 100 and written_after[0] == tok.bos_id
+    assert np.array_equal(written_after[1 : 1 + len(cue)], cue)
+    assert written_after[1 + len(cue)] == tok.eos_id
+    assert np.array_equal(written_after[2 + len(cue) :], prompt[-(100 - 2 - len(cue)) :])
 
 
 def test_a_span_at_the_end_is_ranked_as_a_continuation(wide_model, piece):

@@ -220,15 +220,16 @@ def test_ddp_two_processes_on_cpu(tmp_path):
 
 def test_a_trained_run_is_served_beside_the_bundled_models(tmp_path, monkeypatch):
     """MUSICGEN_MODELS=runs/mine make demo: the run is in the studio's model list, by its
-    folder's name."""
+    folder's name; a run trained with cues (cue_p) writes its rewrites after one."""
     from musicgen.studio import Studio
 
-    run(config(tmp_path, stop_at_step=5), resume=False)
+    run(config(tmp_path, stop_at_step=5, cue_p=0.5), resume=False)
     monkeypatch.setenv("MUSICGEN_MODELS", str(tmp_path / "run"))
     monkeypatch.delenv("MUSICGEN_CHECKPOINT", raising=False)
     studio = Studio.load(output_root=tmp_path / "outputs")
     assert list(studio.models) == ["maestro-base", "maestro-small", "run"]
     assert studio.model("run").meta["step"] == 5
+    assert studio.model("run").reads_cue and not studio.model("maestro-small").reads_cue
 
 
 def test_fine_tuning_a_small_folder_gets_settings_sized_to_it(tmp_path):
