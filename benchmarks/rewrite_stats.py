@@ -19,6 +19,7 @@ span length, over spans:
 
     python benchmarks/rewrite_stats.py --data ../shared/data/maestro-v3.0.0 [--pieces 48]
         [--lengths 4 8] [--checkpoint DIR] [--candidates 16] [--temperature 1.0]
+        [--without-cue]
 """
 
 import argparse
@@ -56,8 +57,15 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="base")
     parser.add_argument("--candidates", type=int, default=16)
     parser.add_argument("--temperature", type=float, default=SamplingConfig.temperature)
+    parser.add_argument(
+        "--without-cue",
+        action="store_true",
+        help="a model trained with cues (train --cue-p) writes without one: what the cue adds",
+    )
     args = parser.parse_args()
     model = Model.load(args.checkpoint)
+    if args.without_cue:
+        model.meta.setdefault("train", {})["cue_p"] = 0.0  # (reads_cue reads it)
     tok, net = model.tokenizer, model.model
     test = [p for p in list_pieces(args.data) if p.split == "test"]
     chosen_pieces = [test[i] for i in np.linspace(0, len(test) - 1, args.pieces).astype(int)]
@@ -67,6 +75,7 @@ def main() -> None:
         "pieces": len(chosen_pieces),
         "candidates": args.candidates,
         "temperature": args.temperature,
+        "written_after_a_cue": model.reads_cue,
         "lengths": {},
     }
     for length in args.lengths:

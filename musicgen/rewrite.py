@@ -8,6 +8,10 @@ one teacher-forced pass per candidate over the shared prefix's cache (importance
 toward p(passage | before, after)). A span that reaches the piece's end has nothing after it:
 its passages are ranked as continuations are (closest to the prompt's own level).
 
+A model trained to read the music after a window first (`train --cue-p`, data.with_cue) writes
+its passages after `BOS <the judged music after> EOS <the music before>`: told where the music
+goes, not only where it comes from. The judging is the same for every model.
+
 The notes outside the span stay as they were — onset, pitch, velocity; a note held into the span
 keeps its duration unless the passage strikes its key again (midi.merge's rule).
 """
