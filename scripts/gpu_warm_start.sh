@@ -3,7 +3,10 @@
 # with a 2,048-token window and maestro-base's recipe (65,536 tokens a step, dropout 0.2, velocity
 # shift; a fresh AdamW re-warmed to half its peak learning rate), then judged there: the whole
 # test and validation splits (`evaluate`) and how much of its window it uses
-# (`benchmarks/context_use.py`). On this machine, from the project's root:
+# (`benchmarks/context_use.py`). A quarter of its windows read the music after them first
+# (`--cue-p 0.25`, data.with_cue): the rewrite's lever that a CPU cannot train (310 steps of
+# maestro-small on this CPU moved nothing, docs/music.md); judge it afterwards on the CPU with
+# `benchmarks/rewrite_stats.py --checkpoint RUN` against `--without-cue`. From the project's root:
 #
 #   bash scripts/gpu_warm_start.sh prepare   # .device-carry/: token cache, wheels, int8 weights
 #   bash scripts/gpu_warm_start.sh untrack   # the bundled weights stay here during the call
@@ -59,7 +62,7 @@ run)
   ARGS=(--data $D --out /tmp/run --cache-dir /tmp/cache --device $DEVICE --init-from /tmp/init
         --batch-size $BATCH --block-size $BLOCK --lr 5e-4 --min-lr 5e-5 --warmup-steps $WARMUP
         --dropout 0.2 --velocity-shift 1 --eval-batches 16 --log-every 10 --sample-seconds 5
-        --patience 0)
+        --patience 0 --cue-p 0.25)
   COMPILE=; [ "$DEVICE" = cuda ] && COMPILE=--compile
   P1="--max-steps 100000 --stop-at-step 40 --eval-every 100000"
   timeout 240 $PY -m musicgen train "${ARGS[@]}" $COMPILE $P1 > /tmp/res/phase1.log 2>&1
